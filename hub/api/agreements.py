@@ -1,0 +1,70 @@
+"""Agreement routes: register, list, show, suspend, export as ODRL."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from agreements import to_odrl
+from hub.api.deps import get_hub
+from hub.errors import PayloadTooLarge, UnsupportedMediaType
+from hub.services import Hub
+
+router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
+HubDep = Annotated[Hub, Depends(get_hub)]
+MAX_AGREEMENT_BYTES = 1024 * 1024
+
+
+class SuspendRequest(BaseModel):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+@router.get("")
+def list_agreements(hub: HubDep) -> list[dict[str, Any]]:
+    return hub.agreements.list()
+
+
+@router.post("", status_code=201)
+async def register_agreement(request: Request, hub: HubDep) -> dict[str, Any]:
+    """Register a signed agreement, sent as its YAML or JSON document."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    formats = {
+        "application/json": "json",
+        "application/yaml": "yaml",
+        "application/x-yaml": "yaml",
+        "text/yaml": "yaml",
+    }
+    if content_type not in formats:
+        raise UnsupportedMediaType(
+            "agreement_format",
+            "Send the agreement document as application/json or application/yaml.",
+        )
+    body = await request.body()
+    if len(body) > MAX_AGREEMENT_BYTES:
+        raise PayloadTooLarge("agreement_too_large", "An agreement document is at most 1 MiB.")
+    source = request.headers.get("x-filename") or "agreement"
+    return hub.agreements.register(body, source=source, format=formats[content_type])
+
+
+@router.get("/{agreement_id}")
+def show_agreement(agreement_id: str, hub: HubDep) -> dict[str, Any]:
+    return hub.agreements.summary(agreement_id)
+
+
+@router.get("/{agreement_id}/document")
+def agreement_document(agreement_id: str, hub: HubDep) -> dict[str, Any]:
+    """The agreement exactly as signed (JSON form)."""
+    return hub.agreements.get(agreement_id).model_dump(mode="json")
+
+
+@router.get("/{agreement_id}/odrl")
+def agreement_odrl(agreement_id: str, hub: HubDep) -> dict[str, Any]:
+    """The agreement as W3C ODRL 2.2 JSON-LD, for other governance tools."""
+    return to_odrl(hub.agreements.get(agreement_id))
+
+
+@router.post("/{agreement_id}/suspend")
+def suspend_agreement(agreement_id: str, request: SuspendRequest, hub: HubDep) -> dict[str, Any]:
+    return hub.agreements.suspend(agreement_id, request.reason)

@@ -1,0 +1,65 @@
+"""The FastAPI application: routes are thin; the work is in ``hub.registry`` and ``hub.ingest``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from hub.api import agreements, uploads
+from hub.errors import HubError
+from hub.services import Hub, build_hub
+from hub.settings import Settings
+
+log = logging.getLogger("hub.api")
+
+
+def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:
+    hub = hub or build_hub(settings or Settings())
+    app = FastAPI(
+        title="vru-hub",
+        version="0.1.0",
+        description=(
+            "Secure data-sharing hub for violence reduction partnerships. Agencies upload "
+            "extracts under data-sharing agreements; identifiers are pseudonymised at ingest."
+        ),
+    )
+    app.state.hub = hub
+
+    @app.exception_handler(HubError)
+    async def _hub_error(_request: Request, error: HubError) -> JSONResponse:
+        return JSONResponse(error.to_body(), status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the offending input; a request must never be echoed back.
+        problems = [
+            {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
+            for e in error.errors()
+        ]
+        body: dict[str, Any] = {
+            "error": {"code": "invalid_request", "message": "The request is not valid.", "details": problems}
+        }
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.error("unexpected %s while handling a request", type(error).__name__)
+        body = {"error": {"code": "internal_error", "message": "The hub failed; nothing was stored."}}
+        return JSONResponse(body, status_code=500)
+
+    @app.get("/health", tags=["hub"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/keys", tags=["hub"])
+    def keys() -> dict[str, Any]:
+        """The hub's public key that signs upload receipts (JWK set)."""
+        return {"keys": [hub.signer.public_jwk()]}
+
+    app.include_router(agreements.router)
+    app.include_router(uploads.router)
+    return app

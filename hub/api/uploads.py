@@ -1,0 +1,109 @@
+"""Upload routes: send an extract, read a receipt, list and withdraw uploads."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Body, Depends, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from hub.api.deps import get_hub
+from hub.api.multipart import MultipartFile, ThreadPipe
+from hub.errors import NotFound, PayloadTooLarge
+from hub.models import UploadRow
+from hub.services import Hub
+
+router = APIRouter(prefix="/v1", tags=["uploads"])
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+# Multipart framing adds a few hundred bytes around the file.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class WithdrawRequest(BaseModel):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post(
+    "/agreements/{agreement_id}/datasets/{dataset}/uploads",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_extract(
+    agreement_id: str, dataset: str, request: Request, hub: HubDep
+) -> dict[str, Any]:
+    """Upload one extract (CSV, Excel .xlsx or Parquet) as multipart field ``file``.
+
+    All rows or none are stored; the same file again returns the first receipt.
+    """
+    agreement = hub.agreements.active_for_upload(agreement_id, dataset)
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > hub.settings.max_upload_bytes + MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(
+            "file_too_large",
+            f"The file is larger than this hub accepts ({hub.settings.max_upload_bytes:,} "
+            "bytes). Split the extract by month and upload each part.",
+        )
+    body = MultipartFile(request.stream().__aiter__(), request.headers.get("content-type", ""))
+    filename = await body.start()
+    ingest = partial(
+        hub.ingestor.ingest,
+        ThreadPipe(body),  # type: ignore[arg-type]
+        filename=filename,
+        agreement=agreement,
+        dataset=dataset,
+    )
+    return await anyio.to_thread.run_sync(ingest)
+
+
+@router.get("/agreements/{agreement_id}/datasets/{dataset}/uploads")
+def list_uploads(agreement_id: str, dataset: str, hub: HubDep) -> list[dict[str, Any]]:
+    hub.agreements.get(agreement_id)  # 404 for an unknown agreement
+    with hub.engine.connect() as connection:
+        receipts = connection.execute(
+            select(UploadRow.receipt)
+            .where(
+                UploadRow.agreement_id == agreement_id,
+                UploadRow.dataset == dataset,
+                UploadRow.status != "receiving",
+            )
+            .order_by(UploadRow.id)
+        ).scalars()
+        return list(receipts)
+
+
+@router.get("/uploads/{upload_id}")
+def get_upload(upload_id: str, hub: HubDep) -> dict[str, Any]:
+    with hub.engine.connect() as connection:
+        receipt = connection.execute(
+            select(UploadRow.receipt).where(
+                UploadRow.upload_id == upload_id, UploadRow.status != "receiving"
+            )
+        ).scalar_one_or_none()
+    if receipt is None:
+        raise NotFound("upload_not_found", f"There is no upload {upload_id!r}.")
+    return receipt
+
+
+@router.post("/uploads/{upload_id}/withdraw")
+def withdraw_upload(
+    upload_id: str, hub: HubDep, request: Annotated[WithdrawRequest | None, Body()] = None
+) -> dict[str, Any]:
+    """Delete every row of an upload; the receipt is kept, marked withdrawn."""
+    return hub.ingestor.withdraw(upload_id, reason=request.reason if request else None)

@@ -1,0 +1,36 @@
+"""Fast bulk inserts inside an open transaction.
+
+An upload writes up to millions of rows; going through the ORM would cost more than reading,
+validating and hashing them together. PostgreSQL gets ``COPY``; SQLite gets the driver's
+``executemany``. Both run on the caller's connection so the rows share its transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+
+def insert_rows(
+    connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    if not rows:
+        return
+    driver_connection = connection.connection.driver_connection
+    column_list = ", ".join(f'"{name}"' for name in columns)
+    if connection.dialect.name == "postgresql":
+        with driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    placeholders = ", ".join("?" for _ in columns)
+    cursor = driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(
+            f'INSERT INTO "{table.name}" ({column_list}) VALUES ({placeholders})', rows
+        )
+    finally:
+        cursor.close()

@@ -1,0 +1,333 @@
+"""Ingest one extract: read → validate → pseudonymise → store, as one transaction.
+
+The flow is one way. Raw identifiers exist only inside a batch's polars frame between the
+adapter and the pseudonymiser; what reaches the database is the record frame built by
+``hub.records`` (generalised quasi-identifiers and attributes) and the match-key digests.
+
+All-or-nothing: every row of an upload is written inside one database transaction that is
+committed only after the last batch, so a crash at any point leaves nothing behind.
+Idempotent: the same file (same SHA-256) for the same agreement and dataset returns the
+receipt of the first upload and adds no rows.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+import polars as pl
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from adapters import get_adapter
+from adapters.base import Adapter, RowIssue
+from adapters.readers import ReadError, open_table
+from agreements import Agreement
+from hub.bulk import insert_rows
+from hub.errors import NotFound, Unprocessable
+from hub.models import MATCH_KEY_COLUMNS, RecordRow, UploadRow, record_keys
+from hub.records import RECORD_COLUMNS, build_records
+from hub.signing import HubSigner
+from hub.streams import HashingReader, needs_random_access
+from hub.keyring import KeyRing
+from privacy.matchkeys import MATCH_KEYS, Pseudonymiser
+
+log = logging.getLogger("hub.ingest")
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass
+class _Tally:
+    rows_read: int = 0
+    rows_accepted: int = 0
+    issues: list[RowIssue] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    rejected_rows: set[int] = field(default_factory=set)
+
+    def add(self, issues: list[RowIssue], limit: int) -> None:
+        for issue in issues:
+            self.counts[f"{issue.severity}:{issue.code}"] += 1
+            if issue.severity == "error":
+                self.rejected_rows.add(issue.row)
+            if len(self.issues) < limit:
+                self.issues.append(issue)
+
+
+class Ingestor:
+    """Turns an extract stream into stored records under one agreement's dataset terms."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: KeyRing,
+        signer: HubSigner,
+        *,
+        max_upload_bytes: int,
+        max_report_issues: int,
+    ) -> None:
+        self._engine = engine
+        self._keyring = keyring
+        self._signer = signer
+        self._max_upload_bytes = max_upload_bytes
+        self._max_report_issues = max_report_issues
+
+    def ingest(
+        self,
+        source: BinaryIO,
+        *,
+        filename: str,
+        agreement: Agreement,
+        dataset: str,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        terms = agreement.dataset(dataset)
+        adapter = get_adapter(dataset)
+        pseudonymiser = self._keyring.pseudonymiser(agreement.linkage_domain)
+        reader = HashingReader(source, self._max_upload_bytes)
+        stream: BinaryIO = io.BufferedReader(reader, buffer_size=1 << 20)
+        if needs_random_access(filename):
+            stream = io.BytesIO(stream.read())
+        try:
+            table = open_table(stream, filename)
+        except ReadError as error:
+            raise Unprocessable(error.code, error.message) from None
+        permitted = [term.name for term in terms.fields]
+        problems = adapter.check_columns(table.columns, permitted)
+        if problems:
+            raise Unprocessable(
+                "columns_rejected",
+                "The file's columns do not match the agreement: "
+                + "; ".join(problem.message for problem in problems),
+                details=[{"column": p.column, "code": p.code, "message": p.message} for p in problems],
+            )
+
+        upload_id = f"upl_{uuid.uuid4().hex}"
+        tally = _Tally()
+        try:
+            with self._engine.begin() as connection:
+                upload_pk = self._open_upload(connection, upload_id, agreement, dataset)
+                first_row = 2  # the header is spreadsheet row 1
+                try:
+                    for batch in table.batches:
+                        self._store_batch(
+                            connection, upload_pk, adapter, pseudonymiser, terms, batch, first_row, tally
+                        )
+                        first_row += batch.height
+                        if progress is not None:
+                            progress(tally.rows_read)
+                        log.info("upload %s: %d rows processed", upload_id, tally.rows_read)
+                    reader.drain()
+                except ReadError as error:
+                    raise Unprocessable(error.code, error.message) from None
+                existing = self._live_upload(connection, agreement.id, dataset, reader.sha256)
+                if existing is not None:
+                    raise _AlreadyUploaded(existing)
+                if tally.rows_accepted == 0:
+                    raise Unprocessable(
+                        "no_valid_rows",
+                        f"None of the {tally.rows_read:,} rows passed validation, so nothing "
+                        "was stored. Fix the errors listed and upload the file again.",
+                        details=self._report(tally),
+                    )
+                receipt = self._receipt(upload_id, agreement, dataset, reader, tally)
+                connection.execute(
+                    update(UploadRow)
+                    .where(UploadRow.id == upload_pk)
+                    .values(
+                        sha256=reader.sha256,
+                        size_bytes=reader.size,
+                        rows_read=tally.rows_read,
+                        rows_accepted=tally.rows_accepted,
+                        rows_rejected=tally.rows_read - tally.rows_accepted,
+                        status="stored",
+                        live=1,
+                        receipt=receipt,
+                    )
+                )
+        except _AlreadyUploaded as duplicate:
+            return duplicate.receipt
+        except IntegrityError:
+            # A concurrent upload of the same file committed first: return its receipt.
+            with self._engine.connect() as connection:
+                found = self._live_upload(connection, agreement.id, dataset, reader.sha256)
+            if found is None:
+                raise
+            return found
+        log.info(
+            "upload %s stored: %d rows read, %d accepted", upload_id, tally.rows_read, tally.rows_accepted
+        )
+        return receipt
+
+    def _open_upload(
+        self, connection: Connection, upload_id: str, agreement: Agreement, dataset: str
+    ) -> int:
+        result = connection.execute(
+            insert(UploadRow)
+            .values(
+                upload_id=upload_id,
+                agreement_id=agreement.id,
+                agreement_version=agreement.version,
+                dataset=dataset,
+                sha256="",
+                size_bytes=0,
+                rows_read=0,
+                rows_accepted=0,
+                rows_rejected=0,
+                key_version=self._keyring.key_version,
+                status="receiving",
+                live=None,
+                created_at=datetime.now(UTC),
+                receipt={},
+            )
+            .returning(UploadRow.id)
+        )
+        return int(result.scalar_one())
+
+    def _store_batch(
+        self,
+        connection: Connection,
+        upload_pk: int,
+        adapter: Adapter,
+        pseudonymiser: Pseudonymiser,
+        terms: Any,
+        batch: pl.DataFrame,
+        first_row: int,
+        tally: _Tally,
+    ) -> None:
+        canonical = adapter.map_batch(batch, first_row)
+        tally.rows_read += batch.height
+        tally.add(canonical.issues, self._max_report_issues)
+        frame = canonical.frame
+        if frame.height == 0:
+            return
+        tally.rows_accepted += frame.height
+        digests = pseudonymiser.match_keys(frame, adapter.dataset)
+        records = build_records(frame, terms, adapter)
+        # The frame holding raw identifiers goes out of scope here; only these two are kept.
+        del frame
+        insert_rows(
+            connection,
+            RecordRow.__table__,  # type: ignore[arg-type]
+            ("upload_pk", *RECORD_COLUMNS),
+            list(zip([upload_pk] * records.height, *records.get_columns(), strict=True)),
+        )
+        key_columns = [digests.get_column(spec.name) for spec in MATCH_KEYS]
+        insert_rows(
+            connection,
+            record_keys,
+            ("upload_pk", "row", "key_version", *MATCH_KEY_COLUMNS),
+            list(
+                zip(
+                    [upload_pk] * records.height,
+                    records.get_column("row"),
+                    [pseudonymiser.key_version] * records.height,
+                    *key_columns,
+                    strict=True,
+                )
+            ),
+        )
+
+    def _live_upload(
+        self, connection: Connection, agreement_id: str, dataset: str, sha256: str
+    ) -> dict[str, Any] | None:
+        receipt = connection.execute(
+            select(UploadRow.receipt).where(
+                UploadRow.agreement_id == agreement_id,
+                UploadRow.dataset == dataset,
+                UploadRow.sha256 == sha256,
+                UploadRow.live == 1,
+            )
+        ).scalar_one_or_none()
+        return receipt
+
+    def _report(self, tally: _Tally) -> dict[str, Any]:
+        return {
+            "errors": [
+                {
+                    "row": issue.row,
+                    "field": issue.field,
+                    "code": issue.code,
+                    "severity": issue.severity,
+                    "message": issue.message,
+                }
+                for issue in tally.issues
+            ],
+            "errors_truncated": sum(tally.counts.values()) > len(tally.issues),
+            "issue_counts": dict(sorted(tally.counts.items())),
+        }
+
+    def _receipt(
+        self,
+        upload_id: str,
+        agreement: Agreement,
+        dataset: str,
+        reader: HashingReader,
+        tally: _Tally,
+    ) -> dict[str, Any]:
+        document = {
+            "type": "upload_receipt",
+            "upload_id": upload_id,
+            "agreement_id": agreement.id,
+            "agreement_version": agreement.version,
+            "dataset": dataset,
+            "sha256": reader.sha256,
+            "size_bytes": reader.size,
+            "rows_read": tally.rows_read,
+            "rows_accepted": tally.rows_accepted,
+            "rows_rejected": tally.rows_read - tally.rows_accepted,
+            **self._report(tally),
+            "key_version": self._keyring.key_version,
+            "received_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "status": "stored",
+        }
+        return self._signer.sign_document(document)
+
+    def withdraw(self, upload_id: str, *, reason: str | None = None) -> dict[str, Any]:
+        """Delete an upload's rows; its receipt is kept, marked withdrawn, and re-signed."""
+        with self._engine.begin() as connection:
+            upload = connection.execute(
+                select(UploadRow.id, UploadRow.status, UploadRow.receipt)
+                .where(UploadRow.upload_id == upload_id)
+                .with_for_update()
+            ).first()
+            if upload is None:
+                raise NotFound(
+                    "upload_not_found",
+                    f"There is no upload {upload_id!r}. List uploads with `hub uploads list`.",
+                )
+            receipt: dict[str, Any] = dict(upload.receipt)
+            if upload.status == "withdrawn":
+                return receipt
+            pk = upload.id
+            connection.execute(delete(record_keys).where(record_keys.c.upload_pk == pk))
+            connection.execute(delete(RecordRow).where(RecordRow.upload_pk == pk))
+            now = datetime.now(UTC)
+            body = {k: v for k, v in receipt.items() if k != "signature"}
+            body.update(
+                status="withdrawn",
+                withdrawn_at=now.isoformat(timespec="seconds"),
+                withdrawal_reason=reason,
+            )
+            signed = self._signer.sign_document(body)
+            connection.execute(
+                update(UploadRow)
+                .where(UploadRow.id == pk)
+                .values(status="withdrawn", live=None, withdrawn_at=now, receipt=signed)
+            )
+        log.info("upload %s withdrawn", upload_id)
+        return signed
+
+
+class _AlreadyUploaded(Exception):
+    """Raised inside the transaction to roll it back when the file was already stored."""
+
+    def __init__(self, receipt: dict[str, Any]) -> None:
+        super().__init__("already uploaded")
+        self.receipt = receipt

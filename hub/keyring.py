@@ -1,0 +1,48 @@
+"""The linkage keys: one pseudonymiser per linkage domain, derived from the master secret.
+
+The master secret is read once at start from where the operator pointed (environment,
+file or KMS command) and held only in memory; it is never written to the database.
+"""
+
+from __future__ import annotations
+
+from hub.settings import Settings
+from privacy.matchkeys import Pseudonymiser
+from privacy.secrets import MasterSecretError, load_master_secret
+
+
+class MasterSecretMissing(RuntimeError):
+    pass
+
+
+def master_secret_from(settings: Settings) -> bytes:
+    sources = {
+        "value": settings.master_secret,
+        "file": settings.master_secret_file,
+        "command": settings.master_secret_command,
+    }
+    if not any(sources.values()):
+        raise MasterSecretMissing(
+            "No master secret is configured. Set one of HUB_MASTER_SECRET_FILE (a file holding "
+            "32+ random bytes as hex or base64), HUB_MASTER_SECRET_COMMAND (a command that "
+            "prints it, e.g. a KMS decrypt) or HUB_MASTER_SECRET; `hub secret generate` makes "
+            "one, and `hub demo` creates one for the demo."
+        )
+    try:
+        return load_master_secret(**sources)  # type: ignore[arg-type]
+    except MasterSecretError as error:
+        raise MasterSecretMissing(str(error)) from None
+
+
+class KeyRing:
+    def __init__(self, master_secret: bytes, key_version: int) -> None:
+        self._master_secret = master_secret
+        self.key_version = key_version
+        self._pseudonymisers: dict[str, Pseudonymiser] = {}
+
+    def pseudonymiser(self, linkage_domain: str) -> Pseudonymiser:
+        if linkage_domain not in self._pseudonymisers:
+            self._pseudonymisers[linkage_domain] = Pseudonymiser(
+                self._master_secret, linkage_domain, self.key_version
+            )
+        return self._pseudonymisers[linkage_domain]

@@ -1,0 +1,121 @@
+"""The hub's tables.
+
+What is stored is only what an agreement allows: records hold generalised quasi-identifiers and
+attributes; record keys hold keyed-hash pseudonyms (HMAC-SHA256 digests) and their key version.
+No table has a column for a raw direct identifier.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Table,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from privacy.matchkeys import MATCH_KEYS
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class AgreementRow(Base):
+    """One registered version of a data-sharing agreement, as signed."""
+
+    __tablename__ = "agreements"
+
+    agreement_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    document: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    suspension_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class UploadRow(Base):
+    """One accepted extract file and its signed receipt."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (
+        # `live` is 1 while the upload's rows are stored and NULL once withdrawn: NULLs never
+        # collide in a unique constraint, so a withdrawn file may be uploaded again.
+        UniqueConstraint("agreement_id", "dataset", "sha256", "live", name="uq_uploads_file"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    upload_id: Mapped[str] = mapped_column(String(40), unique=True)
+    agreement_id: Mapped[str] = mapped_column(String(64))
+    agreement_version: Mapped[int] = mapped_column(Integer)
+    dataset: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    rows_read: Mapped[int] = mapped_column(Integer)
+    rows_accepted: Mapped[int] = mapped_column(Integer)
+    rows_rejected: Mapped[int] = mapped_column(Integer)
+    key_version: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    live: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    receipt: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+class RecordRow(Base):
+    """One accepted extract row: generalised quasi-identifiers and attributes only."""
+
+    __tablename__ = "records"
+    __table_args__ = (Index("ix_records_dataset_event", "dataset", "event_date"),)
+
+    upload_pk: Mapped[int] = mapped_column(
+        ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
+    )
+    row: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(64))
+    event_date: Mapped[date] = mapped_column(Date)
+    borough_gss_code: Mapped[str | None] = mapped_column(String(9), nullable=True)
+    sex: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    age_band: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+# One nullable 32-byte digest column per match key, named after the cascade in privacy.matchkeys,
+# kept apart from the records' attributes so that linkage reads only what it needs.
+MATCH_KEY_COLUMNS: tuple[str, ...] = tuple(f"mk_{spec.name}" for spec in MATCH_KEYS)
+
+record_keys = Table(
+    "record_keys",
+    Base.metadata,
+    Column("upload_pk", ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True),
+    Column("row", Integer, primary_key=True),
+    Column("key_version", SmallInteger, nullable=False),
+    *(Column(name, LargeBinary(32), nullable=True) for name in MATCH_KEY_COLUMNS),
+)
