@@ -124,9 +124,9 @@ def synthesise(
     def dates(person: Person, n: int, after_earlier: bool) -> list[date]:
         lo = start
         first = earliest.get(person.person_id)
-        if after_earlier and first is not None and first < end - timedelta(days=2):
-            if rng.random() < LATER_EVENT_SHARE:
-                lo = first + timedelta(days=1)
+        room = first is not None and first < end - timedelta(days=2)
+        if after_earlier and first is not None and room and rng.random() < LATER_EVENT_SHARE:
+            lo = first + timedelta(days=1)
         width = (end - lo).days
         return sorted(lo + timedelta(days=rng.randrange(width)) for _ in range(n))
 

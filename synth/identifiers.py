@@ -48,7 +48,8 @@ def is_valid_upn(value: str) -> bool:
 
 def random_upn(rng: random.Random, la_code: str, year_of_entry: int) -> str:
     """Permanent UPN: check letter + LA(3) + establishment(4) + year allocated(2) + serial(3)."""
-    body = f"{la_code}{rng.randrange(2000, 7000):04d}{year_of_entry % 100:02d}{rng.randrange(1000):03d}"
+    estab = rng.randrange(2000, 7000)
+    body = f"{la_code}{estab:04d}{year_of_entry % 100:02d}{rng.randrange(1000):03d}"
     return upn_check_letter(body) + body
 
 
