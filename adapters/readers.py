@@ -64,7 +64,7 @@ class _Readable(Protocol):
 
 
 def normalise_header(name: str) -> str:
-    """``" Date of Birth\\ufeff"`` → ``"date_of_birth"``: strip BOM/space, lower-case, spaces → _."""
+    """``" Date of Birth"`` → ``"date_of_birth"``: strip BOM/space, lower-case, spaces → _."""
     return "_".join(name.replace("\ufeff", "").strip().lower().split())
 
 
@@ -235,9 +235,7 @@ def _detect_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
-def _open_csv(
-    source: _Readable, *, prefix: bytes, batch_rows: int, max_columns: int
-) -> Table:
+def _open_csv(source: _Readable, *, prefix: bytes, batch_rows: int, max_columns: int) -> Table:
     prefix += _read_at_least(source, _SNIFF_BYTES - len(prefix))
     at_eof = len(prefix) < _SNIFF_BYTES
     if not prefix.strip(b" \t\r\n\xef\xbb\xbf\xff\xfe\x00"):
@@ -369,9 +367,7 @@ def _open_xlsx(data: bytes, *, batch_rows: int, max_columns: int) -> Table:
 
     try:
         # data_only=False: a formula cell reads as its "=..." text, so validation can flag it
-        workbook = openpyxl.load_workbook(
-            io.BytesIO(data), read_only=True, data_only=False
-        )
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
     except Exception:
         raise ReadError(
             "unreadable_workbook",
@@ -425,7 +421,10 @@ def _open_xlsx(data: bytes, *, batch_rows: int, max_columns: int) -> Table:
 
 def _string_frame(names: list[str], columns: list[list[str | None]]) -> pl.DataFrame:
     return pl.DataFrame(
-        {name: pl.Series(name, values, dtype=pl.String) for name, values in zip(names, columns, strict=True)}
+        {
+            name: pl.Series(name, values, dtype=pl.String)
+            for name, values in zip(names, columns, strict=True)
+        }
     )
 
 

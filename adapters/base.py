@@ -1,0 +1,544 @@
+"""The generic adapter: validate an all-string batch against a layout and map it to canonical form.
+
+Each agency's adapter is a small declaration (which source column holds which identifier, the
+event date, sex and borough) on top of this class, so adding an agency is one module.
+
+Validation is vectorised: every check is a polars expression evaluated over the whole batch, and
+Python only loops over the rows that failed, to build their ``RowIssue``. Rules:
+
+* a cell starting like a spreadsheet formula (``=``, or ``+ - @`` then a letter) is an error,
+  whatever the field (CSV injection);
+* an invalid value in an ordinary field, or an empty required field, is an error: the row is
+  rejected (left out of ``CanonicalBatch.frame``);
+* an invalid identifier (direct identifiers, date of birth, postcodes) is a warning: the value
+  becomes null and the row is kept, since the record still counts even if it cannot be linked;
+* an impossible age (< 0, > 120, or more than a year away from the age implied by date of birth
+  and event date) is an error.
+
+Messages name the field and the problem, never the value: a careless export may have put a name
+in the wrong column, and issues are shown to users and stored in upload receipts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import polars as pl
+
+from adapters import _fallback as normalise  # TODO(adapters): privacy.normalise when it lands
+from adapters.schema import ExtractSchema, FieldSpec, load_schemas
+
+Severity = Literal["error", "warning"]
+
+# Identifier columns every canonical frame carries (null where a dataset has no such field).
+# ``noms_number`` (HMPPS prison number) is a national person identifier of its own kind, so it
+# gets its own column rather than being folded into ``local_id`` or ``pnc_id``.
+IDENTIFIER_COLUMNS: tuple[str, ...] = (
+    "forename",
+    "surname",
+    "nhs_number",
+    "upn",
+    "former_upn",
+    "pnc_id",
+    "noms_number",
+    "local_id",
+    "record_ref",
+    "postcode",
+    "date_of_birth",
+)
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    "row",
+    *IDENTIFIER_COLUMNS,
+    "event_date",
+    "sex",
+    "borough_gss_code",
+)
+SEX_VALUES = ("male", "female", "not_known", "not_specified")
+
+# Accepted spellings (lower case) → canonical sex, covering the shared enum, M/F and the
+# 0/1/2/9 codes (ISO/IEC 5218, used by the DfE CIN census and NHS person stated gender).
+SEX_CODES: Mapping[str, str] = {
+    "male": "male",
+    "m": "male",
+    "1": "male",
+    "female": "female",
+    "f": "female",
+    "2": "female",
+    "not_known": "not_known",
+    "not known": "not_known",
+    "unknown": "not_known",
+    "u": "not_known",
+    "0": "not_known",
+    "not_specified": "not_specified",
+    "not specified": "not_specified",
+    "9": "not_specified",
+    "x": "not_specified",
+}
+_BOOLEANS: Mapping[str, bool] = {
+    "true": True,
+    "false": False,
+    "yes": True,
+    "no": False,
+    "y": True,
+    "n": False,
+    "1": True,
+    "0": False,
+}
+_FORMULA = r"^(?:=|[+\-@][A-Za-z])"
+_MAX_AGE = 120
+
+
+@dataclass(frozen=True, slots=True)
+class RowIssue:
+    """A problem with one cell. ``row`` is the spreadsheet row (header = 1, first data row = 2)."""
+
+    row: int
+    field: str
+    code: str
+    message: str
+    severity: Severity
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnProblem:
+    """A problem with the file's columns as a whole; any one refuses the upload."""
+
+    column: str
+    code: str
+    message: str
+
+
+@dataclass(slots=True)
+class CanonicalBatch:
+    """The rows without errors in canonical form, and every issue found in the batch."""
+
+    frame: pl.DataFrame
+    issues: list[RowIssue]
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    field: str
+    code: str
+    severity: Severity
+    message: str
+    mask: pl.Expr  # True where the issue applies
+
+
+def _typed_name(name: str) -> str:
+    return f"__typed__{name}"
+
+
+def _lookup(values: frozenset[str]) -> dict[str, str]:
+    """Case-insensitive lookup: lower-cased spelling → canonical spelling."""
+    return {value.lower(): value for value in sorted(values)}
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """Generic adapter for one dataset; subclass or configure per agency.
+
+    ``identifier_sources`` maps canonical identifier columns to the layout's source columns.
+    Every direct identifier and every linkage key of the layout must be mapped, so no raw
+    identifier ever travels under its source name.
+    ``borough_codes`` translates the borough source when it does not already hold GSS codes.
+    """
+
+    dataset: str
+    identifier_sources: Mapping[str, str]
+    event_date_source: str
+    borough_source: str | None = None
+    borough_codes: Mapping[str, str] | None = None
+    sex_source: str | None = "sex"
+    sex_codes: Mapping[str, str] = field(default_factory=lambda: dict(SEX_CODES))
+    age_fields: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        schema = self.schema
+        names = set(schema.names)
+        for canonical, source in self.identifier_sources.items():
+            if canonical not in IDENTIFIER_COLUMNS:
+                raise ValueError(f"{self.dataset}: {canonical!r} is not an identifier column")
+            if source not in names:
+                raise ValueError(f"{self.dataset}: layout has no field {source!r}")
+        mapped = set(self.identifier_sources.values())
+        for spec in schema.fields:
+            is_linkage_quasi = spec.linkage_key and spec.identifier_class == "quasi_identifier"
+            if (spec.identifier_class == "direct_identifier" or is_linkage_quasi) and (
+                spec.name not in mapped
+            ):
+                raise ValueError(f"{self.dataset}: identifier {spec.name!r} is not mapped")
+        sources = (self.event_date_source, self.borough_source, self.sex_source, *self.age_fields)
+        for other in sources:
+            if other is not None and other not in names:
+                raise ValueError(f"{self.dataset}: layout has no field {other!r}")
+        if schema.field(self.event_date_source).type not in ("date", "datetime"):
+            raise ValueError(f"{self.dataset}: event date source must be a date or datetime")
+
+    @property
+    def schema(self) -> ExtractSchema:
+        return load_schemas()[self.dataset]
+
+    # ------------------------------------------------------------------------------ columns
+
+    def check_columns(
+        self, columns: Sequence[str], permitted: Sequence[str]
+    ) -> list[ColumnProblem]:
+        """Problems with the file's header against the layout and the agreement's fields."""
+        layout = set(self.schema.names)
+        allowed = set(permitted)
+        present = set(columns)
+        problems: list[ColumnProblem] = []
+        for column in columns:
+            if column not in layout:
+                problems.append(
+                    ColumnProblem(
+                        column,
+                        "unknown_column",
+                        f"column {column!r} is not in the {self.dataset} extract layout; "
+                        "rename it to the layout name or remove it",
+                    )
+                )
+            elif column not in allowed:
+                problems.append(
+                    ColumnProblem(
+                        column,
+                        "not_permitted",
+                        f"column {column!r} is not shared under the agreement; "
+                        "remove it from the extract",
+                    )
+                )
+        for spec in self.schema.fields:
+            if spec.required and spec.name in allowed and spec.name not in present:
+                problems.append(
+                    ColumnProblem(
+                        spec.name,
+                        "missing_column",
+                        f"required column {spec.name!r} is missing; "
+                        "add it (it may be empty only where the layout allows)",
+                    )
+                )
+        return problems
+
+    # ------------------------------------------------------------------------------ mapping
+
+    def map_batch(self, batch: pl.DataFrame, first_row: int) -> CanonicalBatch:
+        """Validate ``batch`` (all String) and return its valid rows in canonical form."""
+        schema = self.schema
+        raw = batch.select(
+            pl.int_range(first_row, first_row + batch.height, dtype=pl.Int64).alias("row"),
+            *(
+                pl.col(spec.name).cast(pl.String)
+                if spec.name in batch.columns
+                else pl.lit(None, dtype=pl.String).alias(spec.name)
+                for spec in schema.fields
+            ),
+        )
+        checks: list[_Check] = []
+        typed: list[pl.Expr] = []
+        for spec in schema.fields:
+            expr, field_checks = self._field(spec)
+            typed.append(expr.alias(_typed_name(spec.name)))
+            checks.extend(field_checks)
+        stage = raw.with_columns(typed)
+
+        event = pl.col(_typed_name(self.event_date_source))
+        if schema.field(self.event_date_source).type == "datetime":
+            event = event.dt.date()
+        stage = stage.with_columns(event.alias("__event_date"))
+
+        outputs, output_checks = self._outputs(schema)
+        checks.extend(output_checks)
+        masks = [check.mask.fill_null(False).alias(f"__m{i}") for i, check in enumerate(checks)]
+        stage = stage.select(*outputs, *masks)
+
+        mask_names = [f"__m{i}" for i in range(len(checks))]
+        issues: list[RowIssue] = []
+        flagged = stage.select(pl.col(name).any() for name in mask_names).row(0) if checks else ()
+        for check, name, hit in zip(checks, mask_names, flagged, strict=True):
+            if hit:
+                rows = stage.filter(pl.col(name)).get_column("row").to_list()
+                issues.extend(
+                    RowIssue(row, check.field, check.code, check.message, check.severity)
+                    for row in rows
+                )
+        issues.sort(key=lambda issue: issue.row)
+        error_masks = [
+            pl.col(name)
+            for check, name in zip(checks, mask_names, strict=True)
+            if check.severity == "error"
+        ]
+        keep = ~pl.any_horizontal(error_masks) if error_masks else pl.lit(True)
+        frame = stage.filter(keep).drop(mask_names)
+        return CanonicalBatch(frame=frame, issues=issues)
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _field(self, spec: FieldSpec) -> tuple[pl.Expr, list[_Check]]:
+        """The typed expression for a source field and its checks (formula, required, type)."""
+        name = spec.name
+        col = pl.col(name)
+        checks = [
+            _Check(
+                name,
+                "formula",
+                "error",
+                f"{name}: starts like a spreadsheet formula (=, +, - or @); "
+                "export values rather than formulas",
+                col.str.contains(_FORMULA),
+            )
+        ]
+        is_identifier = name in self.identifier_sources.values()
+        if spec.required:
+            checks.append(
+                _Check(name, "required", "error", f"{name}: required but empty", col.is_null())
+            )
+        if is_identifier and spec.type in ("string", "date"):
+            # identifier validity is handled with the canonical column (a warning, not an error)
+            return (normalise.date_expr(col) if spec.type == "date" else col), checks
+        if name == self.sex_source:
+            codes = {key.lower(): value for key, value in self.sex_codes.items()}
+            expr = col.str.to_lowercase().replace_strict(
+                codes, default=None, return_dtype=pl.String
+            )
+            checks.append(_invalid(name, "invalid_code", _CODE_HELP, col, expr))
+            return expr, checks
+        if name == self.borough_source and self.borough_codes is not None:
+            expr = col.replace_strict(
+                dict(self.borough_codes), default=None, return_dtype=pl.String
+            )
+            checks.append(
+                _invalid(
+                    name,
+                    "invalid_code",
+                    "not the code of a London local authority",
+                    col,
+                    expr,
+                )
+            )
+            return expr, checks
+        expr, help_text, code = _typed(spec)
+        if help_text:
+            checks.append(_invalid(name, code, help_text, col, expr))
+        if spec.type == "integer" and spec.allowed_values is not None:
+            allowed = sorted(int(value) for value in spec.allowed_values)
+            checks.append(
+                _Check(
+                    name,
+                    "invalid_code",
+                    "error",
+                    f"{name}: {_CODE_HELP}",
+                    expr.is_not_null() & ~expr.is_in(allowed),
+                )
+            )
+        if spec.type == "string" and spec.pattern:
+            checks.append(
+                _Check(
+                    name,
+                    "invalid_format",
+                    "error",
+                    f"{name}: does not have the format the extract layout requires",
+                    col.is_not_null() & ~col.str.contains(spec.pattern),
+                )
+            )
+        return expr, checks
+
+    def _outputs(self, schema: ExtractSchema) -> tuple[list[pl.Expr], list[_Check]]:
+        """Canonical output columns (over the typed stage) and the identifier/age checks."""
+        checks: list[_Check] = []
+        event = pl.col("__event_date")
+        outputs: list[pl.Expr] = [pl.col("row")]
+        dob = pl.lit(None, dtype=pl.Date)
+        for canonical in IDENTIFIER_COLUMNS:
+            source = self.identifier_sources.get(canonical)
+            if source is None:
+                dtype = pl.Date if canonical == "date_of_birth" else pl.String
+                outputs.append(pl.lit(None, dtype=dtype).alias(canonical))
+                continue
+            spec = schema.field(source)
+            if canonical == "date_of_birth":
+                dob, dob_checks = _date_of_birth(
+                    source, pl.col(source), pl.col(_typed_name(source)), event
+                )
+                checks.extend(dob_checks)
+                outputs.append(dob.alias(canonical))
+                continue
+            value = pl.col(source)
+            valid = _identifier_valid(canonical, spec)
+            if valid is None:
+                outputs.append(value.alias(canonical))
+                continue
+            checks.append(
+                _Check(
+                    source,
+                    "invalid_identifier",
+                    "warning",
+                    f"{source}: {_IDENTIFIER_HELP.get(canonical, 'not in the expected format')}; "
+                    "treated as missing",
+                    value.is_not_null() & ~valid,
+                )
+            )
+            outputs.append(pl.when(valid).then(value).otherwise(None).alias(canonical))
+        outputs.append(event.alias("event_date"))
+        if self.sex_source is not None:
+            outputs.append(pl.col(_typed_name(self.sex_source)).alias("sex"))
+        else:
+            outputs.append(pl.lit(None, dtype=pl.String).alias("sex"))
+        if self.borough_source is not None:
+            outputs.append(pl.col(_typed_name(self.borough_source)).alias("borough_gss_code"))
+        else:
+            outputs.append(pl.lit(None, dtype=pl.String).alias("borough_gss_code"))
+
+        identifier_sources = set(self.identifier_sources.values())
+        for spec in schema.fields:
+            if spec.name in identifier_sources or spec.name in CANONICAL_COLUMNS:
+                continue
+            if spec.name == self.borough_source and self.borough_codes is not None:
+                outputs.append(pl.col(spec.name))  # the source code, as sent
+                continue
+            outputs.append(pl.col(_typed_name(spec.name)).alias(spec.name))
+
+        for age_field in self.age_fields:
+            age = pl.col(_typed_name(age_field))
+            implied = _age_in_years(dob, event)
+            checks.append(
+                _Check(
+                    age_field,
+                    "impossible_age",
+                    "error",
+                    f"{age_field}: must be between 0 and {_MAX_AGE}",
+                    (age < 0) | (age > _MAX_AGE),
+                )
+            )
+            checks.append(
+                _Check(
+                    age_field,
+                    "age_mismatch",
+                    "error",
+                    f"{age_field}: differs by more than a year from the age implied by "
+                    "date_of_birth and the event date",
+                    (age >= 0) & (age <= _MAX_AGE) & ((age - implied).abs() > 1),
+                )
+            )
+        return outputs, checks
+
+
+_CODE_HELP = "not one of the codes allowed by the extract layout"
+_IDENTIFIER_HELP = {
+    "nhs_number": "not a valid NHS number (10 digits passing the check digit)",
+    "upn": "not a valid UPN (a letter, 11 digits and a final digit or letter)",
+    "former_upn": "not a valid UPN (a letter, 11 digits and a final digit or letter)",
+    "pnc_id": "not a valid PNC id (YY/NNNNNNNL or YYYY/NNNNNNNL)",
+    "postcode": "not a valid UK postcode",
+}
+
+
+def _invalid(name: str, code: str, help_text: str, raw: pl.Expr, typed: pl.Expr) -> _Check:
+    return _Check(name, code, "error", f"{name}: {help_text}", raw.is_not_null() & typed.is_null())
+
+
+def _typed(spec: FieldSpec) -> tuple[pl.Expr, str, str]:
+    """(typed expression, help text for an invalid value or "", issue code) for a field."""
+    col = pl.col(spec.name)
+    if spec.type == "date":
+        return (
+            normalise.date_expr(col),
+            "not a date in a recognised format (use YYYY-MM-DD or DD/MM/YYYY)",
+            "invalid_date",
+        )
+    if spec.type == "datetime":
+        return (
+            normalise.datetime_expr(col),
+            "not a date and time in a recognised format (use YYYY-MM-DD HH:MM:SS)",
+            "invalid_datetime",
+        )
+    if spec.type == "integer":
+        # "12.0" is how spreadsheets often write whole numbers
+        expr = col.str.replace(r"\.0+$", "").str.replace(r"^\+", "").cast(pl.Int64, strict=False)
+        return expr, "not a whole number", "invalid_integer"
+    if spec.type == "number":
+        return col.cast(pl.Float64, strict=False), "not a number", "invalid_number"
+    if spec.type == "boolean":
+        expr = col.str.to_lowercase().replace_strict(
+            dict(_BOOLEANS), default=None, return_dtype=pl.Boolean
+        )
+        return expr, "not a yes/no value (use true/false, yes/no, y/n or 1/0)", "invalid_boolean"
+    if spec.type == "array<enum>":
+        items = (
+            col.str.replace_all("|", ";", literal=True)
+            .str.split(";")
+            .list.eval(pl.element().str.strip_chars())
+            .list.eval(pl.element().filter(pl.element().str.len_bytes() > 0))
+        )
+        if spec.allowed_values is None:
+            return items, "", "invalid_code"
+        lookup = _lookup(spec.allowed_values)
+        mapped = items.list.eval(
+            pl.element()
+            .str.to_lowercase()
+            .replace_strict(lookup, default=None, return_dtype=pl.String)
+        )
+        # a list with any unknown code becomes null, which the invalid check reports
+        has_unknown = mapped.list.eval(pl.element().is_null()).list.any()
+        expr = pl.when(has_unknown).then(None).otherwise(mapped)
+        return expr, f"{_CODE_HELP} (separate several codes with ; or |)", "invalid_code"
+    if spec.allowed_values is not None and spec.type in ("enum", "string"):
+        lookup = _lookup(spec.allowed_values)
+        expr = col.str.to_lowercase().replace_strict(lookup, default=None, return_dtype=pl.String)
+        return expr, _CODE_HELP, "invalid_code"
+    return col, "", "invalid_code"
+
+
+def _identifier_valid(canonical: str, spec: FieldSpec) -> pl.Expr | None:
+    """True where an identifier value is usable; None when any text is accepted."""
+    col = pl.col(spec.name)
+    if canonical == "nhs_number":
+        return normalise.nhs_number_valid_expr(col)
+    if canonical in ("upn", "former_upn"):
+        return normalise.upn_valid_expr(col)
+    if canonical == "pnc_id":
+        return normalise.pnc_valid_expr(col)
+    if canonical == "postcode":
+        return normalise.postcode_valid_expr(col)
+    if spec.pattern:
+        return col.str.to_uppercase().str.replace_all(r"\s", "").str.contains(spec.pattern)
+    return None
+
+
+def _age_in_years(dob: pl.Expr, on: pl.Expr) -> pl.Expr:
+    before_birthday = (on.dt.month() * 100 + on.dt.day()) < (dob.dt.month() * 100 + dob.dt.day())
+    return (on.dt.year() - dob.dt.year()).cast(pl.Int64) - before_birthday.cast(pl.Int64)
+
+
+def _date_of_birth(
+    name: str, raw: pl.Expr, parsed: pl.Expr, event: pl.Expr
+) -> tuple[pl.Expr, list[_Check]]:
+    today = dt.date.today()
+    reference = pl.coalesce(event, pl.lit(today))
+    problems = [
+        (
+            "invalid_date",
+            "not a date in a recognised format (use YYYY-MM-DD or DD/MM/YYYY)",
+            raw.is_not_null() & parsed.is_null(),
+        ),
+        ("future_date", "in the future", parsed > pl.lit(today)),
+        (
+            "after_event",
+            "later than the event date",
+            (parsed <= pl.lit(today)) & (parsed > event),
+        ),
+        (
+            "implausible_age",
+            f"implies an age over {_MAX_AGE} at the event",
+            (parsed <= pl.lit(today)) & (_age_in_years(parsed, reference) > _MAX_AGE),
+        ),
+    ]
+    checks = [
+        _Check(name, code, "warning", f"{name}: {text}; treated as missing", mask)
+        for code, text, mask in problems
+    ]
+    bad = pl.any_horizontal([mask.fill_null(False) for _, _, mask in problems])
+    return pl.when(bad).then(None).otherwise(parsed), checks
