@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from agreements import MAX_AGREEMENT_BYTES, Agreement, AgreementError, load_agreement, parse_agreement
+from agreements import (
+    MAX_AGREEMENT_BYTES,
+    Agreement,
+    AgreementError,
+    load_agreement,
+    parse_agreement,
+)
 
 SOURCE = "police-ae.yaml"
 
@@ -239,7 +245,7 @@ def test_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
 def test_unknown_extension_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(AgreementError, match="unknown file type"):
         load_agreement(tmp_path / "agreement.txt")
-    with pytest.raises(AgreementError, match="^absent.yaml: cannot read the file"):
+    with pytest.raises(AgreementError, match=r"^absent\.yaml: cannot read the file"):
         load_agreement(tmp_path / "absent.yaml")
 
 
