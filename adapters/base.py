@@ -28,8 +28,8 @@ from typing import Literal
 
 import polars as pl
 
-from adapters import _fallback as normalise  # TODO(adapters): privacy.normalise when it lands
 from adapters.schema import ExtractSchema, FieldSpec, load_schemas
+from privacy import normalise
 
 Severity = Literal["error", "warning"]
 
@@ -429,9 +429,9 @@ class Adapter:
 _CODE_HELP = "not one of the codes allowed by the extract layout"
 _IDENTIFIER_HELP = {
     "nhs_number": "not a valid NHS number (10 digits passing the check digit)",
-    "upn": "not a valid UPN (a letter, 11 digits and a final digit or letter)",
-    "former_upn": "not a valid UPN (a letter, 11 digits and a final digit or letter)",
-    "pnc_id": "not a valid PNC id (YY/NNNNNNNL or YYYY/NNNNNNNL)",
+    "upn": "not a valid UPN (check letter, 11 digits, final digit or letter)",
+    "former_upn": "not a valid UPN (check letter, 11 digits, final digit or letter)",
+    "pnc_id": "not a valid PNC id (YY/NNNNNNNL or YYYY/NNNNNNNL with its check letter)",
     "postcode": "not a valid UK postcode",
 }
 
@@ -495,14 +495,15 @@ def _typed(spec: FieldSpec) -> tuple[pl.Expr, str, str]:
 def _identifier_valid(canonical: str, spec: FieldSpec) -> pl.Expr | None:
     """True where an identifier value is usable; None when any text is accepted."""
     col = pl.col(spec.name)
+    # privacy.normalise returns null for anything it cannot normalise (shape or check character)
     if canonical == "nhs_number":
-        return normalise.nhs_number_valid_expr(col)
+        return normalise.nhs_number_expr(col).is_not_null()
     if canonical in ("upn", "former_upn"):
-        return normalise.upn_valid_expr(col)
+        return normalise.upn_expr(col).is_not_null()
     if canonical == "pnc_id":
-        return normalise.pnc_valid_expr(col)
+        return normalise.pnc_expr(col).is_not_null()
     if canonical == "postcode":
-        return normalise.postcode_valid_expr(col)
+        return normalise.postcode_expr(col).is_not_null()
     if spec.pattern:
         return col.str.to_uppercase().str.replace_all(r"\s", "").str.contains(spec.pattern)
     return None

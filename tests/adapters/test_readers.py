@@ -1,0 +1,251 @@
+"""open_table: every accepted format, streaming, and every kind of file it must refuse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import openpyxl
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from adapters.readers import ReadError, Table, open_table
+from tests.adapters.extracts import ReadOnlyStream
+
+
+def read_all(table: Table) -> pl.DataFrame:
+    frames = list(table.batches)
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def open_bytes(data: bytes, filename: str = "extract.csv", **options: int) -> pl.DataFrame:
+    table = open_table(io.BytesIO(data), filename, **options)
+    frame = read_all(table)
+    assert frame.columns == table.columns
+    assert all(dtype == pl.String for dtype in frame.dtypes)
+    return frame
+
+
+def refused(data: bytes, filename: str = "extract.csv", **options: int) -> ReadError:
+    with pytest.raises(ReadError) as caught:
+        read_all(open_table(io.BytesIO(data), filename, **options))
+    return caught.value
+
+
+NAMES = "Forename,Surname,Date of Birth\nZoë,Okafor,14/03/2008\nRené,Ní Bhriain,2009-01-02\n"
+
+
+# ------------------------------------------------------------------------------- encodings
+
+
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [("utf-8", "Zoë"), ("utf-8-sig", "Zoë"), ("utf-16", "Zoë"), ("cp1252", "Zoë")],
+)
+def test_csv_encodings_are_detected(encoding: str, name: str) -> None:
+    frame = open_bytes(NAMES.encode(encoding))
+    assert frame.columns == ["forename", "surname", "date_of_birth"]
+    assert frame.get_column("forename").to_list() == [name, "René"]
+    assert frame.get_column("surname").to_list() == ["Okafor", "Ní Bhriain"]
+
+
+def test_windows_1252_name_with_accent() -> None:
+    frame = open_bytes("forename,surname\nJosé,Müller\n".encode("cp1252"))
+    assert frame.row(0) == ("José", "Müller")
+
+
+def test_invalid_utf8_after_the_sniffed_block_is_refused() -> None:
+    body = "forename,surname\n" + "Amara,Okafor\n" * 10_000
+    error = refused(body.encode() + b"\xff\xfe\xfa,x\n")
+    assert error.code == "bad_encoding"
+    assert "UTF-8" in error.message
+
+
+def test_undecodable_bytes_are_refused_as_bad_encoding() -> None:
+    # 0x81 is undefined in Windows-1252 and invalid as UTF-8
+    error = refused(b"forename,surname\n\x81\x81bad,x\n")
+    assert error.code == "bad_encoding"
+    assert "export it as CSV UTF-8" in error.message
+
+
+# ------------------------------------------------------------------------------ delimiters
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_delimiter_is_detected_from_the_header(delimiter: str) -> None:
+    text = delimiter.join(["forename", "surname", "note"]) + "\n"
+    text += delimiter.join(["Amara", "Okafor", '"a, b; c | d"']) + "\n"
+    frame = open_bytes(text.encode(), "extract.tsv" if delimiter == "\t" else "extract.csv")
+    assert frame.columns == ["forename", "surname", "note"]
+    assert frame.row(0) == ("Amara", "Okafor", "a, b; c | d")
+
+
+def test_quoted_fields_with_newlines_and_delimiters() -> None:
+    text = 'a,b,c\n"line one\nline two","x,y",3\n4,"say ""hi""",6\n'
+    frame = open_bytes(text.encode())
+    assert frame.rows() == [("line one\nline two", "x,y", "3"), ("4", 'say "hi"', "6")]
+
+
+def test_header_names_are_normalised_and_cells_tidied() -> None:
+    frame = open_bytes(b"\xef\xbb\xbf Date of Birth ,SURNAME\n  2008-01-01 ,   \n\n,Okafor\n")
+    assert frame.columns == ["date_of_birth", "surname"]
+    assert frame.rows() == [("2008-01-01", None), (None, "Okafor")]
+
+
+# ------------------------------------------------------------------------------- streaming
+
+
+def test_csv_streams_from_a_read_only_source() -> None:
+    body = "forename,surname,n\n" + "".join(f"Amara,Okafor,{i}\n" for i in range(50_000))
+    table = open_table(ReadOnlyStream(body.encode()), "extract.csv", batch_rows=10_000)  # type: ignore[arg-type]
+    sizes = [batch.height for batch in table.batches]
+    assert sizes == [10_000] * 5
+
+
+def test_large_csv_yields_more_than_one_batch() -> None:
+    row = "CR0012345,victim,P100234,Amara,Okafor,2008-03-14,N1 9GU,2024-02-10 21:15\n"
+    body = "crime_reference,role,person,forename,surname,dob,postcode,offence\n" + row * 200_000
+    table = open_table(ReadOnlyStream(body.encode(), chunk=1 << 20), "big.csv")  # type: ignore[arg-type]
+    sizes = [batch.height for batch in table.batches]
+    assert len(sizes) > 1
+    assert sum(sizes) == 200_000
+    assert max(sizes) <= 65_536
+
+
+# ----------------------------------------------------------------------------- xlsx/parquet
+
+
+def test_xlsx_first_sheet_cells_converted_and_formulas_kept() -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["Forename", "Date of Birth", "Age", "Score", "Flag", "Link", "Seen"])
+    sheet.append(
+        [
+            "Amara",
+            dt.date(2008, 3, 14),
+            15,
+            2.5,
+            True,
+            '=HYPERLINK("http://x","y")',
+            dt.datetime(2024, 2, 10, 21, 15),
+        ]
+    )
+    sheet.append([None, None, None, None, None, None, None])  # blank row: skipped
+    sheet.append(["René", dt.datetime(2009, 1, 2), 15.0, None, False, "plain", None])
+    workbook.create_sheet("Other").append(["ignored"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+
+    frame = open_bytes(buffer.getvalue(), "Extract.XLSX")
+    assert frame.columns == ["forename", "date_of_birth", "age", "score", "flag", "link", "seen"]
+    assert frame.rows() == [
+        (
+            "Amara",
+            "2008-03-14",
+            "15",
+            "2.5",
+            "true",
+            '=HYPERLINK("http://x","y")',
+            "2024-02-10T21:15:00",
+        ),
+        ("René", "2009-01-02", "15", None, "false", "plain", None),
+    ]
+
+
+def test_parquet_columns_cast_to_strings() -> None:
+    table = pa.table(
+        {
+            "Forename": ["Amara", " "],
+            "date_of_birth": pa.array([dt.date(2008, 3, 14), None]),
+            "age": pa.array([15, 16], type=pa.int32()),
+            "seen": pa.array([dt.datetime(2024, 2, 10, 21, 15), None]),
+            "flag": [True, False],
+            "whole": [3.0, 2.5],
+        }
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    frame = open_bytes(buffer.getvalue(), "extract.parquet", batch_rows=1)
+    assert frame.columns == ["forename", "date_of_birth", "age", "seen", "flag", "whole"]
+    assert frame.rows() == [
+        ("Amara", "2008-03-14", "15", "2024-02-10T21:15:00", "true", "3"),
+        (None, None, "16", None, "false", "2.5"),
+    ]
+
+
+# -------------------------------------------------------------------------------- refusals
+
+
+def test_empty_file() -> None:
+    assert refused(b"").code == "empty_file"
+    assert refused(b"\n\n  \n").code == "empty_file"
+
+
+def test_header_only_file_has_no_rows() -> None:
+    assert refused(b"forename,surname\n").code == "no_rows"
+    assert refused(b"forename,surname\n\n\n").code == "no_rows"
+
+
+def test_binary_junk_named_csv() -> None:
+    junk = bytes(range(256)) * 64
+    error = refused(junk)
+    assert error.code == "not_text"
+    junk_without_nul = bytes(b % 31 + 1 for b in range(20_000))
+    assert refused(junk_without_nul).code == "not_text"
+
+
+def test_zip_or_workbook_named_csv() -> None:
+    workbook = openpyxl.Workbook()
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    error = refused(buffer.getvalue(), "extract.csv")
+    assert error.code == "wrong_format"
+    assert ".xlsx" in error.message
+
+
+def test_parquet_named_csv_and_csv_named_xlsx() -> None:
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"a": ["x"]}), buffer)
+    assert refused(buffer.getvalue(), "extract.csv").code == "wrong_format"
+    assert refused(b"a,b\n1,2\n", "extract.xlsx").code == "wrong_format"
+    assert refused(b"a,b\n1,2\n", "extract.parquet").code == "wrong_format"
+
+
+def test_unknown_extension_lists_the_accepted_ones() -> None:
+    error = refused(b"a,b\n1,2\n", "extract.ods")
+    assert error.code == "unsupported_format"
+    for extension in (".csv", ".xlsx", ".parquet"):
+        assert extension in error.message
+
+
+def test_ragged_row_names_the_row_not_its_content() -> None:
+    secret = "Jonathan Secretname"
+    error = refused(f"forename,surname\nAmara,Okafor\n\n{secret},x,extra\n".encode())
+    assert error.code == "ragged_row"
+    assert "row 3" in error.message
+    assert "Secretname" not in error.message
+
+
+def test_row_with_ten_thousand_columns_is_refused() -> None:
+    wide_row = ",".join(["x"] * 10_000)
+    error = refused(f"forename,surname\nAmara,Okafor\n{wide_row}\n".encode())
+    assert error.code == "ragged_row"
+    assert "x,x" not in error.message
+
+
+def test_header_with_ten_thousand_columns_is_refused() -> None:
+    header = ",".join(f"c{i}" for i in range(10_000))
+    error = refused(f"{header}\n{','.join(['1'] * 10_000)}\n".encode())
+    assert error.code == "too_many_columns"
+    assert refused(b"a,b,c\n1,2,3\n", max_columns=2).code == "too_many_columns"
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [("forename,Forename", "duplicate_header"), ("forename,,surname", "empty_header")],
+)
+def test_bad_header_names(header: str, code: str) -> None:
+    assert refused(f"{header}\n1,2,3\n".encode()).code == code
