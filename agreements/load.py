@@ -38,7 +38,20 @@ class AgreementError(Exception):
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate mapping keys (YAML would keep the last silently)."""
+    """A safe loader that refuses duplicate keys and aliases.
+
+    YAML would silently keep the last of two duplicate keys. Aliases are refused because nested
+    aliases ("billion laughs") make a small file expand into an enormous document to validate,
+    and an agreement never needs them.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in an agreement", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
 
 def _construct_unique_mapping(

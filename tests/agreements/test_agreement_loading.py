@@ -133,9 +133,15 @@ def test_duplicate_field_in_a_dataset(base: dict[str, Any]) -> None:
 
 
 def test_duplicate_dataset_and_party(base: dict[str, Any]) -> None:
-    error = error_for(mutated(base, lambda d: d["datasets"].append(d["datasets"][0])))
+    def add_dataset(d: dict[str, Any]) -> None:
+        d["datasets"].append(copy.deepcopy(d["datasets"][0]))
+
+    def add_party(d: dict[str, Any]) -> None:
+        d["parties"].append(copy.deepcopy(d["parties"][1]))
+
+    error = error_for(mutated(base, add_dataset))
     assert error.field == "datasets[6].name"
-    error = error_for(mutated(base, lambda d: d["parties"].append(d["parties"][1])))
+    error = error_for(mutated(base, add_party))
     assert error.field == "parties[6].id"
 
 
@@ -254,3 +260,23 @@ def test_invalid_json_and_utf8() -> None:
         parse_agreement("{", "x.json", "json")
     with pytest.raises(AgreementError, match="not UTF-8"):
         parse_agreement(b"id: \xff\n", SOURCE)
+
+
+def test_yaml_aliases_are_refused() -> None:
+    bomb = 'a: &a ["x", "x"]\nb: &b [*a, *a]\nc: [*b, *b]\n'
+    with pytest.raises(AgreementError, match="aliases"):
+        parse_agreement(bomb, SOURCE)
+
+
+def test_infinite_bounds_are_refused(base: dict[str, Any]) -> None:
+    def change(d: dict[str, Any]) -> None:
+        d["outputs"]["numeric_attributes"][0]["upper"] = float("inf")
+
+    error = error_for(mutated(base, change))
+    assert error.field == "outputs.numeric_attributes[0].upper"
+
+
+def test_non_string_keys_give_an_agreement_error(main_text: str) -> None:
+    with pytest.raises(AgreementError) as info:
+        parse_agreement(main_text + "1: one\n", SOURCE)
+    assert info.value.source == SOURCE
