@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,12 @@ class TrustedKey:
 
 def public_key_b64(key: Ed25519PublicKey) -> str:
     return base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
+
+
+def key_id_for(key: Ed25519PublicKey) -> str:
+    """A stable key id derived from the public key: ``ed25519-`` + 16 hex digits of its SHA-256."""
+    raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return "ed25519-" + hashlib.sha256(raw).hexdigest()[:16]
 
 
 class TrustedSigners(Mapping[str, TrustedKey]):

@@ -19,6 +19,7 @@ from agreements import (
     TrustedSigners,
     canonical_bytes,
     example_paths,
+    key_id_for,
     load_agreement,
     parse_agreement,
     sign,
@@ -186,3 +187,11 @@ def test_bad_trusted_signers_file(tmp_path: Path) -> None:
     path.write_text("[]")
     with pytest.raises(SignatureError, match="expected"):
         TrustedSigners.load(path)
+
+
+def test_key_id_for_is_stable_and_distinct() -> None:
+    key = Ed25519PrivateKey.generate().public_key()
+    other = Ed25519PrivateKey.generate().public_key()
+    assert key_id_for(key) == key_id_for(key)
+    assert key_id_for(key) != key_id_for(other)
+    assert key_id_for(key).startswith("ed25519-") and len(key_id_for(key)) == 24
