@@ -83,3 +83,8 @@ def test_helpers(main_agreement: Agreement) -> None:
         main_agreement.dataset("nope")
     assert main_agreement.retention_period.years == 3
     assert main_agreement.retention_period.end_after(date(2026, 2, 28)) == date(2029, 2, 28)
+
+
+def test_json_form_validates_back_to_the_same_agreement(main_agreement: Agreement) -> None:
+    # The hub stores model_dump(mode="json") and validates it again when reading.
+    assert Agreement.model_validate(main_agreement.model_dump(mode="json")) == main_agreement
