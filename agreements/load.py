@@ -105,8 +105,9 @@ def _reason(error: ErrorDetails) -> tuple[tuple[int | str, ...], str]:
         return loc, str(cause) if cause is not None else error["msg"]
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "ico_registration":
         return loc, "not an ICO registration number; expected e.g. Z1234567 or ZA123456"
-    if kind == "string_pattern_mismatch":
-        return loc, f"{error['msg']}; got {error['input']!r}"
+    value = error.get("input")
+    if isinstance(value, str | int | float) and len(repr(value)) <= 80:
+        return loc, f"{error['msg']}; got {value!r}"
     return loc, error["msg"]
 
 
