@@ -334,7 +334,7 @@ class Adapter:
                     expr.is_not_null() & ~expr.is_in(allowed),
                 )
             )
-        if spec.type == "string" and spec.pattern:
+        if spec.type == "string" and spec.pattern and spec.allowed_values is None:
             checks.append(
                 _Check(
                     name,

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from adapters.readers import ReadError, Table, open_table
-from tests.adapters.extracts import ReadOnlyStream
+from tests.adapters.adapter_extracts import ReadOnlyStream
 
 
 def read_all(table: Table) -> pl.DataFrame:
