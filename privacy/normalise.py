@@ -187,8 +187,7 @@ def nicknames() -> dict[str, str]:
 
 
 def canonical_forename(value: str | None) -> str | None:
-    """Raw forename -> canonical first forename ("Billy" -> "william", "Mohamed Ali" -> "muhammad").
-    """
+    """Raw forename -> canonical first forename ("Billy" -> "william", "Mohamed" -> "muhammad")."""
     first = first_forename(normalise_name(value))
     if first is None:
         return None
