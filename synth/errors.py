@@ -80,10 +80,38 @@ def _case_whitespace(rng: random.Random, value: str) -> str:
     return value.replace(" ", "  ") if " " in value else value + " "
 
 
-def record_identity(rng: random.Random, person: Person) -> RecordedIdentity:
+def record_identity(rng: random.Random, person: Person, *, names: bool = True) -> RecordedIdentity:
+    """A noisy copy of the person's identity. `names=False` for layouts without name fields
+    (A&E), so name errors are neither injected nor counted there."""
     rates = ERROR_RATES
     rec = RecordedIdentity(person.forename, person.surname, person.dob, person.postcode)
-    rec.eligible.update(("forename_typo", "surname_typo", "old_postcode", "case_whitespace"))
+    rec.eligible.update(("old_postcode", "case_whitespace"))
+    if names:
+        _name_errors(rng, person, rec)
+    d = person.dob
+    if d.day <= 12 and d.day != d.month:
+        rec.eligible.add("dob_day_month_swap")
+        if rng.random() < rates["dob_day_month_swap"]:
+            rec.dob = date(d.year, d.day, d.month)
+            rec.errors.add("dob_day_month_swap")
+    if rng.random() < rates["old_postcode"]:
+        rec.postcode = person.previous_postcode
+        rec.errors.add("old_postcode")
+    if rng.random() < rates["case_whitespace"]:
+        target = rng.randrange(3) if names else 2
+        if target == 0:
+            rec.forename = _case_whitespace(rng, rec.forename)
+        elif target == 1:
+            rec.surname = _case_whitespace(rng, rec.surname)
+        else:
+            rec.postcode = _case_whitespace(rng, rec.postcode)
+        rec.errors.add("case_whitespace")
+    return rec
+
+
+def _name_errors(rng: random.Random, person: Person, rec: RecordedIdentity) -> None:
+    rates = ERROR_RATES
+    rec.eligible.update(("forename_typo", "surname_typo"))
     variants = NICKNAMES.get(person.forename.lower())
     if variants:
         rec.eligible.add("forename_variant")
@@ -101,25 +129,6 @@ def record_identity(rng: random.Random, person: Person) -> RecordedIdentity:
     if rng.random() < rates["surname_typo"]:
         rec.surname = typo(rng, rec.surname)
         rec.errors.add("surname_typo")
-    d = person.dob
-    if d.day <= 12 and d.day != d.month:
-        rec.eligible.add("dob_day_month_swap")
-    if d.day <= 12 and d.day != d.month and rng.random() < rates["dob_day_month_swap"]:
-        rec.dob = date(d.year, d.day, d.month)
-        rec.errors.add("dob_day_month_swap")
-    if rng.random() < rates["old_postcode"]:
-        rec.postcode = person.previous_postcode
-        rec.errors.add("old_postcode")
-    if rng.random() < rates["case_whitespace"]:
-        target = rng.randrange(3)
-        if target == 0:
-            rec.forename = _case_whitespace(rng, rec.forename)
-        elif target == 1:
-            rec.surname = _case_whitespace(rng, rec.surname)
-        else:
-            rec.postcode = _case_whitespace(rng, rec.postcode)
-        rec.errors.add("case_whitespace")
-    return rec
 
 
 def is_missing(rng: random.Random, dataset: str, item: str) -> bool:

@@ -54,8 +54,9 @@ def _pick(values: tuple[str, ...] | list[str], idx: np.ndarray) -> pl.Series:
 
 
 def _weights(w: tuple[float, ...]) -> np.ndarray:
-    arr = np.asarray(w, dtype=float)
-    return arr / arr.sum()
+    arr: np.ndarray = np.asarray(w, dtype=float)
+    total = float(arr.sum())
+    return arr / total
 
 
 def _bool(mask: np.ndarray) -> pl.Series:

@@ -152,8 +152,10 @@ class Record:
     eligible: set[str]
 
 
-def _identity(ctx: Context, dataset: str, person: Person) -> tuple[RecordedIdentity, set[str]]:
-    rec = record_identity(ctx.rng, person)
+def _identity(
+    ctx: Context, dataset: str, person: Person, *, names: bool = True
+) -> tuple[RecordedIdentity, set[str]]:
+    rec = record_identity(ctx.rng, person, names=names)
     if is_missing(ctx.rng, dataset, "postcode"):
         rec.postcode = ""
         rec.errors.add("missing_postcode")
@@ -329,7 +331,7 @@ _ASSAULT_LOCATIONS = {
 
 def ae(ctx: Context, person: Person, event: date) -> Record:
     rng = ctx.rng
-    ident, eligible = _identity(ctx, "ae_istv_assaults", person)
+    ident, eligible = _identity(ctx, "ae_istv_assaults", person, names=False)
     errors = ident.errors
     site, site_borough = rng.choice(ED_SITES)
     arrival = ctx.time_of_day(event)
