@@ -21,16 +21,16 @@ def insert_rows(
     driver_connection = connection.connection.driver_connection
     column_list = ", ".join(f'"{name}"' for name in columns)
     if connection.dialect.name == "postgresql":
-        with driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-            with cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy:
-                for row in rows:
-                    copy.write_row(row)
+        statement = f'COPY "{table.name}" ({column_list}) FROM STDIN'
+        with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
         return
     placeholders = ", ".join("?" for _ in columns)
     cursor = driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(
-            f'INSERT INTO "{table.name}" ({column_list}) VALUES ({placeholders})', rows
-        )
+        # Table and column names come from our own metadata, never from input.
+        statement = f'INSERT INTO "{table.name}" ({column_list}) VALUES ({placeholders})'  # noqa: S608
+        cursor.executemany(statement, rows)
     finally:
         cursor.close()

@@ -28,14 +28,14 @@ from sqlalchemy.exc import IntegrityError
 from adapters import get_adapter
 from adapters.base import Adapter, RowIssue
 from adapters.readers import ReadError, open_table
-from agreements import Agreement
+from agreements import Agreement, DatasetTerms
 from hub.bulk import insert_rows
 from hub.errors import NotFound, Unprocessable
+from hub.keyring import KeyRing
 from hub.models import MATCH_KEY_COLUMNS, RecordRow, UploadRow, record_keys
 from hub.records import RECORD_COLUMNS, build_records
 from hub.signing import HubSigner
 from hub.streams import HashingReader, needs_random_access
-from hub.keyring import KeyRing
 from privacy.matchkeys import MATCH_KEYS, Pseudonymiser
 
 log = logging.getLogger("hub.ingest")
@@ -105,7 +105,9 @@ class Ingestor:
                 "columns_rejected",
                 "The file's columns do not match the agreement: "
                 + "; ".join(problem.message for problem in problems),
-                details=[{"column": p.column, "code": p.code, "message": p.message} for p in problems],
+                details=[
+                    {"column": p.column, "code": p.code, "message": p.message} for p in problems
+                ],
             )
 
         upload_id = f"upl_{uuid.uuid4().hex}"
@@ -117,7 +119,14 @@ class Ingestor:
                 try:
                     for batch in table.batches:
                         self._store_batch(
-                            connection, upload_pk, adapter, pseudonymiser, terms, batch, first_row, tally
+                            connection,
+                            upload_pk,
+                            adapter,
+                            pseudonymiser,
+                            terms,
+                            batch,
+                            first_row,
+                            tally,
                         )
                         first_row += batch.height
                         if progress is not None:
@@ -161,7 +170,10 @@ class Ingestor:
                 raise
             return found
         log.info(
-            "upload %s stored: %d rows read, %d accepted", upload_id, tally.rows_read, tally.rows_accepted
+            "upload %s stored: %d rows read, %d accepted",
+            upload_id,
+            tally.rows_read,
+            tally.rows_accepted,
         )
         return receipt
 
@@ -196,7 +208,7 @@ class Ingestor:
         upload_pk: int,
         adapter: Adapter,
         pseudonymiser: Pseudonymiser,
-        terms: Any,
+        terms: DatasetTerms,
         batch: pl.DataFrame,
         first_row: int,
         tally: _Tally,

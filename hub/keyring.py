@@ -21,6 +21,9 @@ def master_secret_from(settings: Settings) -> bytes:
         "file": settings.master_secret_file,
         "command": settings.master_secret_command,
     }
+    if not any(sources.values()) and settings.demo_master_secret_file.exists():
+        # `hub demo` made this file; later `hub serve` runs on the same data dir reuse it.
+        sources["file"] = settings.demo_master_secret_file
     if not any(sources.values()):
         raise MasterSecretMissing(
             "No master secret is configured. Set one of HUB_MASTER_SECRET_FILE (a file holding "

@@ -8,11 +8,10 @@ kept. Anything the agreement does not list never got this far: the adapter refus
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from adapters.base import Adapter
+from agreements import DatasetTerms, FieldTerms
 from privacy import generalise
 
 RECORD_COLUMNS: tuple[str, ...] = (
@@ -25,55 +24,69 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "attributes",
 )
 
-# How a quasi-identifier that is also a linkage input (date of birth, postcode) may be kept.
+# How a quasi-identifier that is also a linkage input (date of birth, postcode) may be kept:
+# never raw. Registration refuses other rules; build_records enforces them again.
 SAFE_IDENTIFIER_RULES = frozenset({"age_band_at_event", "postcode_district", "month", "year"})
 
-# Canonical columns that have a dedicated place in the records table.
-_PROMOTED = {"event_date", "borough_gss_code", "sex"}
+_NULL_TEXT = pl.lit(None, dtype=pl.String)
 
 
-def build_records(frame: pl.DataFrame, terms: Any, adapter: Adapter) -> pl.DataFrame:
+def _rule(term: FieldTerms) -> str:
+    if term.classification == "direct_identifier":
+        return "drop"
+    if term.classification == "attribute":
+        return "keep"
+    return term.generalise or "drop"
+
+
+def build_records(frame: pl.DataFrame, terms: DatasetTerms, adapter: Adapter) -> pl.DataFrame:
     """Return one row per record with exactly ``RECORD_COLUMNS``; no identifier survives."""
+    rules = {term.name: _rule(term) for term in terms.fields}
     canonical_of = {source: canonical for canonical, source in adapter.identifier_sources.items()}
+    promoted = {adapter.event_date_source, adapter.borough_source, adapter.sex_source}
+
     attributes: list[pl.Expr] = []
-    age_band: pl.Expr = pl.lit(None, dtype=pl.String)
-    kept_promoted: set[str] = set()
+    age_band = _NULL_TEXT
+    for name, rule in rules.items():
+        if rule == "drop" or name in promoted:
+            continue
+        if name in canonical_of:
+            column = canonical_of[name]
+            if rule == "age_band_at_event":
+                age_band = generalise.age_band_expr(
+                    generalise.age_at(pl.col(column), pl.col("event_date"))
+                )
+            elif rule in SAFE_IDENTIFIER_RULES:
+                attributes.append(_generalised(pl.col(column), rule).alias(name))
+            continue
+        if name in frame.columns:
+            attributes.append(_generalised(pl.col(name), rule).alias(name))
 
-    for term in terms.fields:
-        column = canonical_of.get(term.name, term.name)
-        if term.classification == "direct_identifier":
-            continue
-        if column not in frame.columns:
-            continue
-        rule = term.generalise if term.classification == "quasi_identifier" else "keep"
-        if rule == "drop":
-            continue
-        if rule == "age_band_at_event":
-            age_band = generalise.age_band_expr(
-                generalise.age_at(pl.col(column), pl.col("event_date"))
-            )
-            continue
-        if column in canonical_of.values() and rule not in SAFE_IDENTIFIER_RULES:
-            # Defence in depth: registration already refuses agreements that would keep a raw
-            # date of birth or postcode, and this never writes one whatever a document says.
-            continue
-        if column in _PROMOTED:
-            kept_promoted.add(column)
-            continue
-        attributes.append(_generalised(pl.col(column), rule).alias(term.name))
+    for age_field in adapter.age_fields:
+        if rules.get(age_field, "drop") != "drop" and age_field in frame.columns:
+            # Layouts that state the age at the event fill in where the date of birth is missing.
+            age_band = pl.coalesce(age_band, generalise.age_band_expr(pl.col(age_field)))
 
-    age_band = pl.coalesce(age_band, _age_band_from_reported_age(frame))
+    event_date = pl.col("event_date")
+    if rules.get(adapter.event_date_source) == "month":
+        event_date = event_date.dt.truncate("1mo")
     return frame.select(
         pl.col("row").cast(pl.Int64),
         pl.lit(adapter.dataset).alias("dataset"),
-        pl.col("event_date"),
-        _promoted(frame, "borough_gss_code", kept_promoted),
-        _promoted(frame, "sex", kept_promoted),
+        event_date.alias("event_date"),
+        _kept_if(rules, adapter.borough_source, "borough_gss_code"),
+        _kept_if(rules, adapter.sex_source, "sex"),
         age_band.alias("age_band"),
-        (
-            pl.struct(attributes).struct.json_encode() if attributes else pl.lit("{}")
-        ).alias("attributes"),
+        (pl.struct(attributes).struct.json_encode() if attributes else pl.lit("{}")).alias(
+            "attributes"
+        ),
     )
+
+
+def _kept_if(rules: dict[str, str], source: str | None, canonical: str) -> pl.Expr:
+    if source is not None and rules.get(source, "drop") != "drop":
+        return pl.col(canonical).cast(pl.String).alias(canonical)
+    return _NULL_TEXT.alias(canonical)
 
 
 def _generalised(column: pl.Expr, rule: str) -> pl.Expr:
@@ -88,17 +101,3 @@ def _generalised(column: pl.Expr, rule: str) -> pl.Expr:
     if rule == "date":
         return column.dt.date()
     raise ValueError(f"unknown generalisation rule {rule!r}")
-
-
-def _promoted(frame: pl.DataFrame, name: str, kept: set[str]) -> pl.Expr:
-    if name in kept and name in frame.columns:
-        return pl.col(name).cast(pl.String).alias(name)
-    return pl.lit(None, dtype=pl.String).alias(name)
-
-
-def _age_band_from_reported_age(frame: pl.DataFrame) -> pl.Expr:
-    """Some layouts carry the age at the event itself (``age_at_offence``); use it when no DOB."""
-    reported = [name for name in frame.columns if name.startswith("age_at_")]
-    if not reported:
-        return pl.lit(None, dtype=pl.String)
-    return generalise.age_band_expr(pl.col(reported[0]).cast(pl.Int64))

@@ -40,7 +40,9 @@ _LINKAGE_QUASI_IDENTIFIERS = {"date_of_birth", "home_postcode", "postcode_of_usu
 def extract_layouts() -> dict[str, dict[str, LayoutField]]:
     return {
         name: {
-            field.name: LayoutField(identifier_class=field.identifier_class, required=field.required)
+            field.name: LayoutField(
+                identifier_class=field.identifier_class, required=field.required
+            )
             for field in schema.fields
         }
         for name, schema in load_schemas().items()
@@ -147,9 +149,7 @@ class AgreementRegistry:
             "parties": [
                 {"id": p.id, "name": p.name, "roles": list(p.roles)} for p in agreement.parties
             ],
-            "datasets": [
-                {"name": d.name, "provider": d.provider} for d in agreement.datasets
-            ],
+            "datasets": [{"name": d.name, "provider": d.provider} for d in agreement.datasets],
             "document_sha256": row.document_sha256,
             "registered_at": row.registered_at.isoformat(),
             "suspended_at": row.suspended_at.isoformat() if row.suspended_at else None,

@@ -41,14 +41,20 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
             for e in error.errors()
         ]
         body: dict[str, Any] = {
-            "error": {"code": "invalid_request", "message": "The request is not valid.", "details": problems}
+            "error": {
+                "code": "invalid_request",
+                "message": "The request is not valid.",
+                "details": problems,
+            }
         }
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
         log.error("unexpected %s while handling a request", type(error).__name__)
-        body = {"error": {"code": "internal_error", "message": "The hub failed; nothing was stored."}}
+        body = {
+            "error": {"code": "internal_error", "message": "The hub failed; nothing was stored."}
+        }
         return JSONResponse(body, status_code=500)
 
     @app.get("/health", tags=["hub"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from hub.db import make_engine
 from hub.models import Base
 

@@ -1,0 +1,430 @@
+"""The ``hub`` command: run the hub, upload extracts, manage agreements, generate test data."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from hub.client import DEFAULT_HUB_URL, HubAPIError, HubClient
+
+app = typer.Typer(
+    help="vru-hub: secure data sharing for violence reduction partnerships.", no_args_is_help=True
+)
+agreements_app = typer.Typer(
+    help="Register, list, show, suspend and export agreements.", no_args_is_help=True
+)
+uploads_app = typer.Typer(help="List, show and withdraw uploads.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+secret_app = typer.Typer(help="Master secret.", no_args_is_help=True)
+app.add_typer(agreements_app, name="agreements")
+app.add_typer(uploads_app, name="uploads")
+app.add_typer(db_app, name="db")
+app.add_typer(secret_app, name="secret")
+
+console = Console()
+err_console = Console(stderr=True)
+
+HubURL = Annotated[str, typer.Option("--hub-url", envvar="HUB_URL", help="The hub's base URL.")]
+
+
+def _client(hub_url: str) -> HubClient:
+    return HubClient(hub_url)
+
+
+def _fail(error: HubAPIError) -> None:
+    where = f"HTTP {error.status_code}" if error.status_code else "no response"
+    err_console.print(f"[bold red]Refused:[/] {error.message} [dim]({error.code}, {where})[/]")
+    if isinstance(error.details, list):
+        for detail in error.details[:20]:
+            err_console.print(f"  - {detail.get('message', detail)}")
+    elif isinstance(error.details, dict) and error.details.get("errors"):
+        _print_issues(error.details["errors"], err_console)
+    raise typer.Exit(1)
+
+
+def _print_json(document: Any) -> None:
+    console.print_json(json.dumps(document, default=str))
+
+
+# Service ---------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="HUB_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="HUB_PORT")] = 8000,
+) -> None:
+    """Run the hub's API server."""
+    import uvicorn
+
+    from hub.api.app import create_app
+    from hub.logs import configure_logging
+
+    configure_logging()
+    uvicorn.run(create_app(), host=host, port=port, log_config=None)
+
+
+@app.command()
+def demo(
+    scale: Annotated[
+        float, typer.Option(help="Synthetic data volume (1.0 = a London year in miniature).")
+    ] = 1.0,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the API after loading.")
+    ] = True,
+    port: Annotated[int, typer.Option(envvar="HUB_PORT")] = 8000,
+) -> None:
+    """Set up the demo: keys, signed example agreements, synthetic extracts uploaded; then serve."""
+    from hub.demo import run_demo
+
+    run_demo(scale=scale, serve=serve_after, port=port, console=console)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (the hub also does this on start)."""
+    from hub.db import upgrade_database
+    from hub.settings import Settings
+
+    settings = Settings()
+    upgrade_database(settings.resolved_database_url)
+    console.print("Database is up to date.")
+
+
+@secret_app.command("generate")
+def secret_generate(
+    output: Annotated[Path, typer.Argument(help="File to write (mode 0600); it must not exist.")],
+) -> None:
+    """Write a new random master secret to a file for HUB_MASTER_SECRET_FILE."""
+    from privacy.secrets import generate_master_secret
+
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(generate_master_secret() + "\n")
+    console.print(
+        f"Wrote {output}. Keep it out of the database and out of version control; "
+        f"point the hub at it with HUB_MASTER_SECRET_FILE={output}."
+    )
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[
+        Path, typer.Argument(help="Folder for the six extracts and the ground truth.")
+    ],
+    scale: Annotated[
+        float, typer.Option(help="Volume multiplier (1.0 = a London year in miniature).")
+    ] = 1.0,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed gives the same files.")
+    ] = 2026,
+) -> None:
+    """Generate synthetic extracts for the six agencies, with linkage ground truth."""
+    from synth import generate
+
+    summary = generate(out_dir, scale=scale, seed=seed)
+    table = Table("dataset", "rows", "file")
+    for dataset, path in summary.files.items():
+        table.add_row(dataset, f"{summary.rows[dataset]:,}", str(path))
+    console.print(table)
+    console.print(f"Ground truth: {summary.ground_truth}")
+
+
+# Uploads ---------------------------------------------------------------------------------
+@app.command()
+def upload(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="The extract (.csv, .xlsx, .parquet)."
+        ),
+    ],
+    agreement: Annotated[str, typer.Option(help="The agreement the extract is shared under.")],
+    dataset: Annotated[str, typer.Option(help="The dataset, e.g. police_violence_offences.")],
+    hub_url: HubURL = DEFAULT_HUB_URL,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the signed receipt as JSON.")
+    ] = False,
+) -> None:
+    """Upload one extract and print its receipt."""
+    size = file.stat().st_size
+    rows_sent = 0
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"Uploading {file.name}", total=size, rows="~0")
+
+        def on_read(chunk: bytes) -> None:
+            nonlocal rows_sent
+            rows_sent += chunk.count(b"\n")
+            progress.update(task, advance=len(chunk), rows=f"~{rows_sent:,}")
+            if progress.tasks[0].completed >= size:
+                progress.update(task, description="Hub is finishing (validating, hashing, storing)")
+
+        try:
+            with _client(hub_url) as client:
+                receipt = client.upload(
+                    file, agreement_id=agreement, dataset=dataset, on_read=on_read
+                )
+        except HubAPIError as error:
+            progress.stop()
+            _fail(error)
+            return
+    if json_output:
+        _print_json(receipt)
+        return
+    _print_receipt(receipt)
+
+
+def _print_receipt(receipt: dict[str, Any]) -> None:
+    table = Table(show_header=False, title="Upload receipt")
+    for key in (
+        "upload_id",
+        "status",
+        "agreement_id",
+        "dataset",
+        "sha256",
+        "rows_read",
+        "rows_accepted",
+        "rows_rejected",
+        "received_at",
+    ):
+        value = receipt.get(key)
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
+    counts = receipt.get("issue_counts") or {}
+    if counts:
+        console.print(
+            "Issues by kind: " + ", ".join(f"{code} × {n:,}" for code, n in counts.items())
+        )
+    _print_issues(receipt.get("errors") or [], console, limit=20)
+    signature = receipt.get("signature") or {}
+    console.print(
+        f"[dim]Signed by the hub (Ed25519, key {signature.get('key_id')}). "
+        "Keep the JSON (--json) as your proof of upload.[/]"
+    )
+
+
+def _print_issues(issues: list[dict[str, Any]], target: Console, limit: int = 20) -> None:
+    if not issues:
+        return
+    table = Table(
+        "row",
+        "field",
+        "severity",
+        "code",
+        "message",
+        title=f"First {min(limit, len(issues))} row issues",
+    )
+    for issue in issues[:limit]:
+        table.add_row(
+            str(issue["row"]), issue["field"], issue["severity"], issue["code"], issue["message"]
+        )
+    target.print(table)
+
+
+@uploads_app.command("list")
+def uploads_list(
+    agreement: Annotated[str, typer.Option()],
+    dataset: Annotated[str, typer.Option()],
+    hub_url: HubURL = DEFAULT_HUB_URL,
+) -> None:
+    """List the uploads to one dataset under one agreement."""
+    try:
+        with _client(hub_url) as client:
+            receipts = client.list_uploads(agreement, dataset)
+    except HubAPIError as error:
+        _fail(error)
+        return
+    table = Table("upload_id", "status", "rows accepted", "rows rejected", "received", "sha256")
+    for r in receipts:
+        table.add_row(
+            r["upload_id"],
+            r["status"],
+            f"{r['rows_accepted']:,}",
+            f"{r['rows_rejected']:,}",
+            r["received_at"],
+            r["sha256"][:16] + "…",
+        )
+    console.print(table)
+
+
+@uploads_app.command("show")
+def uploads_show(upload_id: str, hub_url: HubURL = DEFAULT_HUB_URL) -> None:
+    """Print an upload's signed receipt."""
+    try:
+        with _client(hub_url) as client:
+            _print_json(client.get_upload(upload_id))
+    except HubAPIError as error:
+        _fail(error)
+
+
+@uploads_app.command("withdraw")
+def uploads_withdraw(
+    upload_id: str,
+    reason: Annotated[str | None, typer.Option(help="Why (kept with the receipt).")] = None,
+    hub_url: HubURL = DEFAULT_HUB_URL,
+) -> None:
+    """Withdraw an upload: every one of its rows is deleted."""
+    try:
+        with _client(hub_url) as client:
+            receipt = client.withdraw_upload(upload_id, reason)
+    except HubAPIError as error:
+        _fail(error)
+        return
+    console.print(
+        f"Upload {receipt['upload_id']} withdrawn at {receipt.get('withdrawn_at')}; "
+        f"{receipt['rows_accepted']:,} rows deleted."
+    )
+
+
+# Agreements ------------------------------------------------------------------------------
+@agreements_app.command("register")
+def agreements_register(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Signed agreement (.yaml or .json).")
+    ],
+    hub_url: HubURL = DEFAULT_HUB_URL,
+) -> None:
+    """Register a signed agreement with the hub."""
+    try:
+        with _client(hub_url) as client:
+            summary = client.register_agreement(file)
+    except HubAPIError as error:
+        _fail(error)
+        return
+    console.print(f"Registered {summary['id']} v{summary['version']} ({summary['status']}).")
+
+
+@agreements_app.command("list")
+def agreements_list(hub_url: HubURL = DEFAULT_HUB_URL) -> None:
+    """List the agreements the hub holds and their status today."""
+    try:
+        with _client(hub_url) as client:
+            summaries = client.list_agreements()
+    except HubAPIError as error:
+        _fail(error)
+        return
+    table = Table("id", "version", "status", "valid", "datasets", "title")
+    for s in summaries:
+        table.add_row(
+            s["id"],
+            str(s["version"]),
+            s["status"],
+            f"{s['valid_from']} → {s['valid_until']}",
+            ", ".join(d["name"] for d in s["datasets"]),
+            s["title"],
+        )
+    console.print(table)
+
+
+@agreements_app.command("show")
+def agreements_show(agreement_id: str, hub_url: HubURL = DEFAULT_HUB_URL) -> None:
+    """Show one agreement's summary."""
+    try:
+        with _client(hub_url) as client:
+            _print_json(client.get_agreement(agreement_id))
+    except HubAPIError as error:
+        _fail(error)
+
+
+@agreements_app.command("suspend")
+def agreements_suspend(
+    agreement_id: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded with the agreement).")],
+    hub_url: HubURL = DEFAULT_HUB_URL,
+) -> None:
+    """Suspend an agreement: no upload or query is accepted under it."""
+    try:
+        with _client(hub_url) as client:
+            summary = client.suspend_agreement(agreement_id, reason)
+    except HubAPIError as error:
+        _fail(error)
+        return
+    console.print(f"{summary['id']} is now {summary['status']}.")
+
+
+@agreements_app.command("odrl")
+def agreements_odrl(agreement_id: str, hub_url: HubURL = DEFAULT_HUB_URL) -> None:
+    """Print an agreement as W3C ODRL 2.2 JSON-LD."""
+    try:
+        with _client(hub_url) as client:
+            _print_json(client.agreement_odrl(agreement_id))
+    except HubAPIError as error:
+        _fail(error)
+
+
+@agreements_app.command("validate")
+def agreements_validate(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+) -> None:
+    """Check an agreement file offline: its schema and its fit with the extract layouts."""
+    from agreements import AgreementError, check_against_layouts, load_agreement
+    from hub.registry import extract_layouts
+
+    try:
+        agreement = check_loaded = load_agreement(file)
+        check_against_layouts(check_loaded, extract_layouts())
+    except AgreementError as error:
+        err_console.print(f"[bold red]Invalid:[/] {error}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"{file}: valid ({agreement.id} v{agreement.version}, {len(agreement.datasets)} datasets)."
+    )
+
+
+@agreements_app.command("sign")
+def agreements_sign(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="Agreement to sign (.yaml or .json)."),
+    ],
+    key: Annotated[Path, typer.Option(help="The signer's Ed25519 private key (PEM).")],
+    party: Annotated[str, typer.Option(help="The signing party's id in the agreement.")],
+    output: Annotated[Path, typer.Option(help="Where to write the signed agreement (JSON).")],
+) -> None:
+    """Sign an agreement as one party (Ed25519 over its RFC 8785 canonical form)."""
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agreements import load_agreement, sign
+    from agreements.signing import key_id_for
+
+    private_key = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    if not isinstance(private_key, Ed25519PrivateKey):
+        err_console.print(f"{key} is not an Ed25519 private key.")
+        raise typer.Exit(1)
+    signed = sign(
+        load_agreement(file),
+        private_key,
+        party,
+        key_id_for(private_key.public_key()),
+        datetime.now(UTC),
+    )
+    output.write_text(json.dumps(signed.model_dump(mode="json"), indent=2) + "\n")
+    console.print(f"Signed as {party}; wrote {output}.")
+
+
+if __name__ == "__main__":
+    app()

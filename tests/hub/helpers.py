@@ -1,0 +1,36 @@
+"""Helpers for the hub's tests: count stored rows, post extracts through the real app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from hub.models import RecordRow, UploadRow, record_keys
+
+AGREEMENT = "london-vru-partnership"
+POLICE = "police_violence_offences"
+
+
+def stored_counts(engine: Engine) -> tuple[int, int, int]:
+    """(uploads, records, record key rows) in the database."""
+    with engine.connect() as connection:
+        uploads = connection.execute(select(func.count()).select_from(UploadRow)).scalar_one()
+        records = connection.execute(select(func.count()).select_from(RecordRow)).scalar_one()
+        keys = connection.execute(select(func.count()).select_from(record_keys)).scalar_one()
+    return uploads, records, keys
+
+
+def post_extract(
+    client: TestClient,
+    data: bytes,
+    *,
+    filename: str = "extract.csv",
+    agreement: str = AGREEMENT,
+    dataset: str = POLICE,
+) -> Any:
+    return client.post(
+        f"/v1/agreements/{agreement}/datasets/{dataset}/uploads",
+        files={"file": (filename, data)},
+    )

@@ -1,0 +1,139 @@
+"""The ``hub`` command line against a real hub process over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.adapters.extracts import extract_csv
+from typer.testing import CliRunner
+
+from hub.cli import app
+from tests.conftest import HubProcess
+from tests.hub.helpers import AGREEMENT, POLICE
+
+runner = CliRunner()
+
+
+def test_upload_prints_a_receipt_and_is_idempotent(hub_process: HubProcess, tmp_path: Path) -> None:
+    extract = tmp_path / "police-2026-10.csv"
+    extract.write_bytes(extract_csv(POLICE, {"police_person_id": "P1"}, {"police_person_id": "P2"}))
+    args = [
+        "upload",
+        str(extract),
+        "--agreement",
+        AGREEMENT,
+        "--dataset",
+        POLICE,
+        "--hub-url",
+        hub_process.url,
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "rows_accepted" in result.output and "Upload receipt" in result.output
+
+    again = runner.invoke(app, [*args, "--json"])
+    assert again.exit_code == 0, again.output
+    receipt = json.loads(again.stdout)
+    assert receipt["rows_accepted"] == 2
+
+    listed = runner.invoke(
+        app,
+        [
+            "uploads",
+            "list",
+            "--agreement",
+            AGREEMENT,
+            "--dataset",
+            POLICE,
+            "--hub-url",
+            hub_process.url,
+        ],
+    )
+    assert receipt["upload_id"] in listed.output
+
+    withdrawn = runner.invoke(
+        app,
+        [
+            "uploads",
+            "withdraw",
+            receipt["upload_id"],
+            "--reason",
+            "test",
+            "--hub-url",
+            hub_process.url,
+        ],
+    )
+    assert withdrawn.exit_code == 0, withdrawn.output
+    assert "withdrawn" in withdrawn.output
+
+
+def test_a_refused_upload_exits_non_zero_with_the_hubs_reason(
+    hub_process: HubProcess, tmp_path: Path
+) -> None:
+    extract = tmp_path / "police.csv"
+    extract.write_bytes(extract_csv(POLICE, drop=("offence_datetime_from",)))
+    result = runner.invoke(
+        app,
+        [
+            "upload",
+            str(extract),
+            "--agreement",
+            AGREEMENT,
+            "--dataset",
+            POLICE,
+            "--hub-url",
+            hub_process.url,
+        ],
+    )
+    assert result.exit_code == 1
+    assert "offence_datetime_from" in result.output
+
+
+def test_agreements_commands(hub_process: HubProcess) -> None:
+    listed = runner.invoke(app, ["agreements", "list", "--hub-url", hub_process.url])
+    assert listed.exit_code == 0, listed.output
+    assert "london-vru-partnership" in listed.output
+    shown = runner.invoke(
+        app, ["agreements", "show", "london-vru-partnership", "--hub-url", hub_process.url]
+    )
+    assert '"linkage_domain": "london-vru"' in shown.output
+    odrl = runner.invoke(
+        app, ["agreements", "odrl", "cardiff-model-ae-police", "--hub-url", hub_process.url]
+    )
+    assert '"@type": "Agreement"' in odrl.output
+    suspended = runner.invoke(
+        app,
+        [
+            "agreements",
+            "suspend",
+            "cardiff-model-ae-police",
+            "--reason",
+            "review",
+            "--hub-url",
+            hub_process.url,
+        ],
+    )
+    assert "suspended" in suspended.output
+    missing = runner.invoke(app, ["agreements", "show", "nope", "--hub-url", hub_process.url])
+    assert missing.exit_code == 1
+
+
+def test_an_unreachable_hub_is_reported_plainly(tmp_path: Path) -> None:
+    extract = tmp_path / "police.csv"
+    extract.write_bytes(extract_csv(POLICE))
+    result = runner.invoke(
+        app,
+        [
+            "upload",
+            str(extract),
+            "--agreement",
+            AGREEMENT,
+            "--dataset",
+            POLICE,
+            "--hub-url",
+            "http://127.0.0.1:9",
+        ],
+    )
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
