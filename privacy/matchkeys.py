@@ -16,7 +16,7 @@ so pseudonyms from different domains or versions never link.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -145,41 +145,80 @@ def _key(space: str, *parts: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.lit(space), *parts], separator=SEPARATOR)
 
 
+# Each text input is normalised once per *distinct* value: extracts repeat people, names and
+# postcodes many times, and normalisation (Unicode decomposition, regexes) is the costly part.
+_NORMALISERS: dict[str, tuple[str, Callable[[pl.Expr], pl.Expr]]] = {
+    "forename": ("fore", lambda e: first_forename_expr(name_expr(e))),
+    "surname": ("sur", lambda e: surname_compact_expr(name_expr(e))),
+    "postcode": ("postcode", postcode_expr),
+    "nhs_number": ("nhs", nhs_number_expr),
+    "upn": ("upn", upn_expr),
+    "former_upn": ("upn_former", upn_expr),
+    "pnc_id": ("pnc", pnc_expr),
+}
+
+
+def _normalise_distinct(raw: pl.Series, normaliser: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    """Apply ``normaliser`` to each distinct value of ``raw`` once and map the results back."""
+    distinct = raw.drop_nulls().unique().to_frame("raw")
+    if distinct.is_empty():
+        return pl.Series([None] * len(raw), dtype=pl.String)
+    table = distinct.lazy().with_columns(normaliser(pl.col("raw")).alias("norm")).collect()
+    return (
+        raw.to_frame("raw")
+        .join(table, on="raw", how="left", maintain_order="left")
+        .get_column("norm")
+    )
+
+
+def _normalised_fields(inputs: pl.DataFrame) -> pl.DataFrame:
+    """The normalised field columns every key is built from."""
+    fields = pl.DataFrame(
+        [
+            _normalise_distinct(inputs.get_column(source), fn).alias(target)
+            for source, (target, fn) in _NORMALISERS.items()
+        ]
+    )
+    dob = inputs.get_column("date_of_birth").cast(pl.Date)
+    return fields.with_columns(
+        # local ids are nearly all distinct and cheap to normalise: do them directly.
+        inputs.select(local_id_expr(pl.col("local_id"))).to_series().alias("local"),
+        dob.dt.to_string("%Y-%m-%d").alias("dob"),
+        dob.dt.year().cast(pl.String).alias("year"),
+        dob.dt.day().alias("day"),
+        dob.dt.month().alias("month"),
+    )
+
+
 def _key_strings(dataset: str | None) -> list[pl.Expr]:
-    """Expressions building each key's input string from the raw canonical columns."""
-    fore = first_forename_expr(name_expr(pl.col("forename")))
-    sur = surname_compact_expr(name_expr(pl.col("surname")))
-    dob = pl.col("date_of_birth").cast(pl.Date)
-    dob_text = dob.dt.to_string("%Y-%m-%d")
-    postcode = postcode_expr(pl.col("postcode"))
-    day, month = dob.dt.day(), dob.dt.month()
+    """Expressions building each key's input string from the normalised field columns."""
+    fore, sur, dob = pl.col("fore"), pl.col("sur"), pl.col("dob")
+    postcode = pl.col("postcode")
+    day, month = pl.col("day"), pl.col("month")
     swappable = (day <= 12) & (day != month)
     low = pl.min_horizontal(day, month).cast(pl.String)
     high = pl.max_horizontal(day, month).cast(pl.String)
-    dataset_lit = pl.lit(dataset, dtype=pl.String)
 
     keys = {
-        "nhs": _key("nhs", nhs_number_expr(pl.col("nhs_number"))),
-        "upn": _key("upn", upn_expr(pl.col("upn"))),
-        "upn_former": _key("upn", upn_expr(pl.col("former_upn"))),
-        "pnc": _key("pnc", pnc_expr(pl.col("pnc_id"))),
-        "local_id": _key("local_id", dataset_lit, local_id_expr(pl.col("local_id"))),
-        "name_dob_postcode": _key("name_dob_postcode", fore, sur, dob_text, postcode),
-        "name_dob": _key("name_dob", fore, sur, dob_text),
-        "canonical_name_dob": _key(
-            "canonical_name_dob", canonical_forename_expr(fore), sur, dob_text
-        ),
+        "nhs": _key("nhs", pl.col("nhs")),
+        "upn": _key("upn", pl.col("upn")),
+        "upn_former": _key("upn", pl.col("upn_former")),
+        "pnc": _key("pnc", pl.col("pnc")),
+        "local_id": _key("local_id", pl.lit(dataset, dtype=pl.String), pl.col("local")),
+        "name_dob_postcode": _key("name_dob_postcode", fore, sur, dob, postcode),
+        "name_dob": _key("name_dob", fore, sur, dob),
+        "canonical_name_dob": _key("canonical_name_dob", canonical_forename_expr(fore), sur, dob),
         "initial_surname_dob_sector": _key(
             "initial_surname_dob_sector",
             fore.str.slice(0, 1),
             sur,
-            dob_text,
+            dob,
             postcode_sector_expr(postcode),
         ),
-        "forename_dob_postcode": _key("forename_dob_postcode", fore, dob_text, postcode),
-        "surname_dob_postcode": _key("surname_dob_postcode", sur, dob_text, postcode),
+        "forename_dob_postcode": _key("forename_dob_postcode", fore, dob, postcode),
+        "surname_dob_postcode": _key("surname_dob_postcode", sur, dob, postcode),
         "swapped_dob": pl.when(swappable).then(
-            _key("swapped_dob", fore, sur, dob.dt.year().cast(pl.String), low, high)
+            _key("swapped_dob", fore, sur, pl.col("year"), low, high)
         ),
         # min/max_horizontal skip nulls, so guard explicitly: both names are needed.
         "transposed_names_dob": pl.when(fore.is_not_null() & sur.is_not_null()).then(
@@ -187,7 +226,7 @@ def _key_strings(dataset: str | None) -> list[pl.Expr]:
                 "transposed_names_dob",
                 pl.min_horizontal(fore, sur),
                 pl.max_horizontal(fore, sur),
-                dob_text,
+                dob,
             )
         ),
     }
@@ -226,33 +265,24 @@ class Pseudonymiser:
         mac.update(message)
         return mac.finalize()
 
-    def _digest_all(self, messages: Iterable[bytes]) -> list[bytes]:
-        # The hot loop of ingest: one copy of a keyed HMAC per message is ~3x faster than
-        # re-keying, and binding the methods locally avoids attribute lookups per row.
+    def _digest_column(self, strings: pl.Series) -> pl.Series:
+        # The hot loop of ingest: copying a keyed HMAC per message is ~3x faster than re-keying,
+        # and binding the methods locally avoids attribute lookups per row. Nulls stay null.
         copy = self._hmac.copy
-        out: list[bytes] = []
+        out: list[bytes | None] = []
         append = out.append
-        for message in messages:
+        for message in strings.cast(pl.Binary).to_list():
+            if message is None:
+                append(None)
+                continue
             mac = copy()
             mac.update(message)
             append(mac.finalize())
-        return out
+        return pl.Series(strings.name, out, dtype=pl.Binary)
 
-    def _digest_column(self, strings: pl.Series) -> pl.Series:
-        present = strings.is_not_null()
-        values = strings.filter(present)
-        if values.is_empty():
-            return pl.Series(strings.name, [None] * len(strings), dtype=pl.Binary)
-        # Many rows repeat a person (several events each): hash each distinct message once.
-        distinct = values.unique(maintain_order=False)
-        digests = pl.Series(self._digest_all(distinct.cast(pl.Binary).to_list()), dtype=pl.Binary)
-        lookup = pl.DataFrame({"m": distinct, "d": digests})
-        joined = (
-            strings.to_frame("m")
-            .join(lookup, on="m", how="left", maintain_order="left")
-            .get_column("d")
-        )
-        return joined.alias(strings.name)
+    def _keys_for(self, inputs: pl.DataFrame, dataset: str | None) -> pl.DataFrame:
+        strings = _normalised_fields(inputs).select(_key_strings(dataset))
+        return pl.DataFrame([self._digest_column(strings.get_column(c)) for c in strings.columns])
 
     def match_keys(self, frame: pl.DataFrame, dataset: str | None = None) -> pl.DataFrame:
         """One ``pl.Binary`` column per :data:`MATCH_KEYS` entry (32-byte HMAC-SHA256 digest,
@@ -278,7 +308,14 @@ class Pseudonymiser:
                 "local_id values are present but no dataset name was given: pass dataset= so "
                 "local ids link only within their own agency"
             )
-        strings = inputs.lazy().select(_key_strings(dataset)).collect()
-        return pl.DataFrame(
-            [self._digest_column(strings.get_column(spec.name)) for spec in MATCH_KEYS]
-        )
+        # Extracts repeat people (one row per event): key each distinct identifier tuple once
+        # and join the digests back onto every row, in the original order.
+        distinct = inputs.unique()
+        if distinct.height == inputs.height:
+            return self._keys_for(inputs, dataset)
+        distinct = distinct.with_row_index("__distinct_row")
+        rows = inputs.join(
+            distinct, on=list(INPUT_COLUMNS), how="left", nulls_equal=True, maintain_order="left"
+        ).get_column("__distinct_row")
+        keys = self._keys_for(distinct.drop("__distinct_row"), dataset)
+        return keys[rows]
