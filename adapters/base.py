@@ -28,6 +28,7 @@ from typing import Literal
 
 import polars as pl
 
+from adapters.dates import fast_date_expr, fast_datetime_expr, fill_slow_dates
 from adapters.schema import ExtractSchema, FieldSpec, load_schemas
 from privacy import normalise
 
@@ -178,6 +179,9 @@ class Adapter:
         if schema.field(self.event_date_source).type not in ("date", "datetime"):
             raise ValueError(f"{self.dataset}: event date source must be a date or datetime")
 
+    def _canonical_of(self, source: str) -> str:
+        return next(canon for canon, src in self.identifier_sources.items() if src == source)
+
     @property
     def schema(self) -> ExtractSchema:
         return load_schemas()[self.dataset]
@@ -239,11 +243,26 @@ class Adapter:
         )
         checks: list[_Check] = []
         typed: list[pl.Expr] = []
+        # empty columns (absent optional fields, mostly) need no parsing: null_count is O(1)
+        empty = {name for name in raw.columns if raw.get_column(name).null_count() == raw.height}
         for spec in schema.fields:
+            if spec.name in empty:
+                typed.append(pl.lit(None, dtype=_DTYPES[spec.type]).alias(_typed_name(spec.name)))
+                if spec.required:
+                    checks.append(_required(spec.name, pl.col(spec.name)))
+                continue
             expr, field_checks = self._field(spec)
             typed.append(expr.alias(_typed_name(spec.name)))
             checks.extend(field_checks)
         stage = raw.with_columns(typed)
+        stage = fill_slow_dates(
+            stage,
+            (
+                (spec.name, _typed_name(spec.name), spec.type)
+                for spec in schema.fields
+                if spec.type in ("date", "datetime")
+            ),
+        )
 
         event = pl.col(_typed_name(self.event_date_source))
         if schema.field(self.event_date_source).type == "datetime":
@@ -293,12 +312,13 @@ class Adapter:
         ]
         is_identifier = name in self.identifier_sources.values()
         if spec.required:
-            checks.append(
-                _Check(name, "required", "error", f"{name}: required but empty", col.is_null())
-            )
+            checks.append(_required(name, col))
         if is_identifier and spec.type in ("string", "date"):
             # identifier validity is handled with the canonical column (a warning, not an error)
-            return (normalise.date_expr(col) if spec.type == "date" else col), checks
+            if spec.type == "date":
+                return fast_date_expr(col), checks
+            valid = _identifier_valid(self._canonical_of(name), spec)
+            return (col if valid is None else pl.when(valid).then(col)), checks
         if name == self.sex_source:
             codes = {key.lower(): value for key, value in self.sex_codes.items()}
             expr = col.str.to_lowercase().replace_strict(
@@ -331,7 +351,8 @@ class Adapter:
                     "invalid_code",
                     "error",
                     f"{name}: {_CODE_HELP}",
-                    expr.is_not_null() & ~expr.is_in(allowed),
+                    pl.col(_typed_name(name)).is_not_null()
+                    & ~pl.col(_typed_name(name)).is_in(allowed),
                 )
             )
         if spec.type == "string" and spec.pattern and spec.allowed_values is None:
@@ -366,9 +387,9 @@ class Adapter:
                 checks.extend(dob_checks)
                 outputs.append(dob.alias(canonical))
                 continue
-            value = pl.col(source)
-            valid = _identifier_valid(canonical, spec)
-            if valid is None:
+            # the typed column already holds the value where valid and null where not
+            value = pl.col(_typed_name(source))
+            if _identifier_valid(canonical, spec) is None:
                 outputs.append(value.alias(canonical))
                 continue
             checks.append(
@@ -378,10 +399,10 @@ class Adapter:
                     "warning",
                     f"{source}: {_IDENTIFIER_HELP.get(canonical, 'not in the expected format')}; "
                     "treated as missing",
-                    value.is_not_null() & ~valid,
+                    pl.col(source).is_not_null() & value.is_null(),
                 )
             )
-            outputs.append(pl.when(valid).then(value).otherwise(None).alias(canonical))
+            outputs.append(value.alias(canonical))
         outputs.append(event.alias("event_date"))
         if self.sex_source is not None:
             outputs.append(pl.col(_typed_name(self.sex_source)).alias("sex"))
@@ -436,7 +457,25 @@ _IDENTIFIER_HELP = {
 }
 
 
-def _invalid(name: str, code: str, help_text: str, raw: pl.Expr, typed: pl.Expr) -> _Check:
+_DTYPES: Mapping[str, pl.DataType] = {
+    "string": pl.String(),
+    "enum": pl.String(),
+    "array<enum>": pl.List(pl.String),
+    "date": pl.Date(),
+    "datetime": pl.Datetime("us"),
+    "integer": pl.Int64(),
+    "number": pl.Float64(),
+    "boolean": pl.Boolean(),
+}
+
+
+def _required(name: str, raw: pl.Expr) -> _Check:
+    return _Check(name, "required", "error", f"{name}: required but empty", raw.is_null())
+
+
+def _invalid(name: str, code: str, help_text: str, raw: pl.Expr, _typed_expr: pl.Expr) -> _Check:
+    # evaluated after the typed column has been materialised, so refer to it by name
+    typed = pl.col(_typed_name(name))
     return _Check(name, code, "error", f"{name}: {help_text}", raw.is_not_null() & typed.is_null())
 
 
@@ -445,13 +484,13 @@ def _typed(spec: FieldSpec) -> tuple[pl.Expr, str, str]:
     col = pl.col(spec.name)
     if spec.type == "date":
         return (
-            normalise.date_expr(col),
+            fast_date_expr(col),
             "not a date in a recognised format (use YYYY-MM-DD or DD/MM/YYYY)",
             "invalid_date",
         )
     if spec.type == "datetime":
         return (
-            normalise.datetime_expr(col),
+            fast_datetime_expr(col),
             "not a date and time in a recognised format (use YYYY-MM-DD HH:MM:SS)",
             "invalid_datetime",
         )
