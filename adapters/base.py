@@ -245,13 +245,14 @@ class Adapter:
         typed: list[pl.Expr] = []
         # empty columns (absent optional fields, mostly) need no parsing: null_count is O(1)
         empty = {name for name in raw.columns if raw.get_column(name).null_count() == raw.height}
+        already_canonical = _already_canonical(raw, schema, empty)
         for spec in schema.fields:
             if spec.name in empty:
                 typed.append(pl.lit(None, dtype=_DTYPES[spec.type]).alias(_typed_name(spec.name)))
                 if spec.required:
                     checks.append(_required(spec.name, pl.col(spec.name)))
                 continue
-            expr, field_checks = self._field(spec)
+            expr, field_checks = self._field(spec, spec.name in already_canonical)
             typed.append(expr.alias(_typed_name(spec.name)))
             checks.extend(field_checks)
         stage = raw.with_columns(typed)
@@ -296,7 +297,7 @@ class Adapter:
 
     # ------------------------------------------------------------------------------ internals
 
-    def _field(self, spec: FieldSpec) -> tuple[pl.Expr, list[_Check]]:
+    def _field(self, spec: FieldSpec, canonical: bool) -> tuple[pl.Expr, list[_Check]]:
         """The typed expression for a source field and its checks (formula, required, type)."""
         name = spec.name
         col = pl.col(name)
@@ -340,7 +341,7 @@ class Adapter:
                 )
             )
             return expr, checks
-        expr, help_text, code = _typed(spec)
+        expr, help_text, code = _typed(spec, canonical)
         if help_text:
             checks.append(_invalid(name, code, help_text, col, expr))
         if spec.type == "integer" and spec.allowed_values is not None:
@@ -479,8 +480,35 @@ def _invalid(name: str, code: str, help_text: str, raw: pl.Expr, _typed_expr: pl
     return _Check(name, code, "error", f"{name}: {help_text}", raw.is_not_null() & typed.is_null())
 
 
-def _typed(spec: FieldSpec) -> tuple[pl.Expr, str, str]:
-    """(typed expression, help text for an invalid value or "", issue code) for a field."""
+def _already_canonical(frame: pl.DataFrame, schema: ExtractSchema, skip: set[str]) -> set[str]:
+    """Code columns whose every value is already spelt as in the layout (one cheap pass).
+
+    Most extracts use the layout's exact codes, so the case-insensitive remapping can be
+    skipped for those columns; it is only needed where some value differs.
+    """
+    candidates = [
+        spec
+        for spec in schema.fields
+        if spec.type in ("enum", "string")
+        and spec.allowed_values is not None
+        and spec.name not in skip
+    ]
+    if not candidates:
+        return set()
+    flags = frame.select(
+        (pl.col(spec.name).is_in(sorted(spec.allowed_values or ())) | pl.col(spec.name).is_null())
+        .all()
+        .alias(spec.name)
+        for spec in candidates
+    ).row(0, named=True)
+    return {name for name, ok in flags.items() if ok}
+
+
+def _typed(spec: FieldSpec, canonical: bool = False) -> tuple[pl.Expr, str, str]:
+    """(typed expression, help text for an invalid value or "", issue code) for a field.
+
+    ``canonical``: every value of a code column is known to be spelt exactly as in the layout.
+    """
     col = pl.col(spec.name)
     if spec.type == "date":
         return (
@@ -525,6 +553,8 @@ def _typed(spec: FieldSpec) -> tuple[pl.Expr, str, str]:
         expr = pl.when(has_unknown).then(None).otherwise(mapped)
         return expr, f"{_CODE_HELP} (separate several codes with ; or |)", "invalid_code"
     if spec.allowed_values is not None and spec.type in ("enum", "string"):
+        if canonical:
+            return col, _CODE_HELP, "invalid_code"
         lookup = _lookup(spec.allowed_values)
         expr = col.str.to_lowercase().replace_strict(lookup, default=None, return_dtype=pl.String)
         return expr, _CODE_HELP, "invalid_code"

@@ -249,3 +249,27 @@ def test_event_date_and_typed_columns() -> None:
     assert row["offence_datetime_from"] == dt.datetime(2024, 2, 10, 21, 15)
     assert row["easting"] == 531_000
     assert result.frame.schema["row"] == pl.Int64
+
+
+def test_formula_in_a_workbook_cell_is_rejected_end_to_end() -> None:
+    import openpyxl
+
+    from tests.adapters.adapter_extracts import extract_rows
+
+    rows = extract_rows(POLICE, {}, {"mps_major_text": '=HYPERLINK("http://x","y")'})
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(list(rows[0]))
+    for row in rows:
+        sheet.append(list(row.values()))
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    buffer.seek(0)
+    adapter = get_adapter(POLICE)
+    table = open_table(buffer, "police.xlsx")
+    assert adapter.check_columns(table.columns, table.columns) == []
+    result = adapter.map_batch(next(table.batches), first_row=2)
+    only(result.issues, row=3, field="mps_major_text", code="formula", severity="error")
+    assert result.frame.get_column("row").to_list() == [2]
+    assert_value_absent("HYPERLINK", result)
