@@ -3,9 +3,15 @@
 Run: .venv/bin/python benchmarks/matchkeys_bench.py [rows] [people]
 Synthetic rows are drawn from a pool of people (default 400,000) so people recur, as they do in
 agency extracts; identifiers are present at realistic rates and vary in case and spacing.
+Pass people == rows for (nearly) all-distinct rows, the worst case. polars is limited to one
+thread (POLARS_MAX_THREADS=1) unless the environment says otherwise, to measure one core.
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 import random
 import sys
@@ -117,7 +123,8 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         digests = sum(keys.height - keys.get_column(c).null_count() for c in keys.columns)
         print(
-            f"{size:>9,} rows: {elapsed:6.2f} s  {size / elapsed:>10,.0f} rows/s  "
+            f"threads={pl.thread_pool_size()} {size:>9,} rows: {elapsed:6.2f} s  "
+            f"{size / elapsed:>10,.0f} rows/s  "
             f"({digests / size:.1f} digests/row, {len(keys.columns)} key columns)"
         )
 

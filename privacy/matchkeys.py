@@ -300,7 +300,13 @@ class Pseudonymiser:
             for c in INPUT_COLUMNS
             if c not in frame.columns
         ]
-        inputs = frame.select([pl.col(c) for c in INPUT_COLUMNS if c in frame.columns])
+        inputs = frame.select(
+            [
+                pl.col(c).cast(pl.Date if c == "date_of_birth" else pl.String)
+                for c in INPUT_COLUMNS
+                if c in frame.columns
+            ]
+        )
         if missing:
             inputs = inputs.with_columns(missing)
         if dataset is None and inputs.get_column("local_id").null_count() < inputs.height:

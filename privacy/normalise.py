@@ -92,7 +92,11 @@ _scalar_separator = re.compile(_SEPARATOR_RE)
 
 
 def normalise_name(value: str | None) -> str | None:
-    """Casefold, strip accents and punctuation, collapse separators.
+    """Lower-case, strip accents and punctuation, collapse separators.
+
+    Letters that casefolding or NFKD would not reduce to a-z are mapped explicitly (ß -> ss,
+    æ -> ae, ø -> o, ł -> l, đ -> d, þ -> th, ...). Letters of non-Latin scripts are dropped, so a
+    name written only in such a script normalises to None rather than a misleading key.
 
     "Zoë  O'Brien-Smith" -> "zoe obrien smith".
 

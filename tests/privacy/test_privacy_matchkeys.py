@@ -206,3 +206,22 @@ def test_empty_frame() -> None:
 def test_repr_hides_key_material() -> None:
     text = repr(Pseudonymiser(MASTER, "london", 1))
     assert MASTER.hex() not in text and "london" in text
+
+
+def test_repeated_rows_get_the_same_keys_in_order() -> None:
+    # Extracts repeat people; the de-duplicated path must map every row back to its own keys.
+    people = [
+        {"forename": "Ann", "local_id": "1"},
+        {"forename": "Bob", "local_id": "2", "nhs_number": None},
+        {"forename": "Cy", "local_id": "3", "postcode": None},
+    ]
+    order = [0, 1, 0, 2, 2, 1, 0, 2]
+    out = keys(*[people[i] for i in order])
+    singles = [keys(p)[0] for p in people]
+    assert out == [singles[i] for i in order]
+
+
+def test_non_string_identifier_columns_are_accepted() -> None:
+    typed = frame({}).with_columns(pl.col("nhs_number").cast(pl.Int64))
+    out = Pseudonymiser(MASTER, "london", 1).match_keys(typed, dataset="police").to_dicts()
+    assert out == keys({})
