@@ -1,0 +1,1 @@
+"""Package data for privacy (the nickname table)."""
