@@ -255,15 +255,16 @@ def uploads_list(
     except HubAPIError as error:
         _fail(error)
         return
-    table = Table("upload_id", "status", "rows accepted", "rows rejected", "received", "sha256")
+    table = Table("status", "accepted", "rejected", "received", "sha256")
+    table.add_column("upload_id", no_wrap=True, min_width=36)
     for r in receipts:
         table.add_row(
-            r["upload_id"],
             r["status"],
             f"{r['rows_accepted']:,}",
             f"{r['rows_rejected']:,}",
-            r["received_at"],
-            r["sha256"][:16] + "…",
+            r["received_at"][:10],
+            r["sha256"][:8],
+            r["upload_id"],
         )
     console.print(table)
 
@@ -324,15 +325,15 @@ def agreements_list(hub_url: HubURL = DEFAULT_HUB_URL) -> None:
     except HubAPIError as error:
         _fail(error)
         return
-    table = Table("id", "version", "status", "valid", "datasets", "title")
+    table = Table("version", "status", "valid", "datasets")
+    table.add_column("id", no_wrap=True)
     for s in summaries:
         table.add_row(
-            s["id"],
             str(s["version"]),
             s["status"],
             f"{s['valid_from']} → {s['valid_until']}",
-            ", ".join(d["name"] for d in s["datasets"]),
-            s["title"],
+            str(len(s["datasets"])),
+            s["id"],
         )
     console.print(table)
 

@@ -13,8 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import rfc8785
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from adapters.schema import load_schemas
 from agreements import (
@@ -23,6 +22,7 @@ from agreements import (
     LayoutField,
     SignatureError,
     TrustedSigners,
+    canonical_bytes,
     check_against_layouts,
     parse_agreement,
     verify_signatures,
@@ -77,7 +77,9 @@ class AgreementRegistry:
             raise Unprocessable("agreement_signature_invalid", f"{source}: {error}") from None
 
         document = agreement.model_dump(mode="json")
-        digest = hashlib.sha256(rfc8785.dumps(document)).hexdigest()
+        # Identity is the signed content, not the signatures: the same terms signed again
+        # (a new signed_at) are the same agreement version.
+        digest = hashlib.sha256(canonical_bytes(agreement)).hexdigest()
         with self._engine.begin() as connection:
             existing = connection.execute(
                 select(AgreementRow.document_sha256).where(
@@ -91,9 +93,20 @@ class AgreementRegistry:
                     f"Agreement {agreement.id} version {agreement.version} is already registered "
                     "with different content. Agreements are immutable: raise the version number.",
                 )
+            newest = connection.execute(
+                select(func.max(AgreementRow.version)).where(
+                    AgreementRow.agreement_id == agreement.id
+                )
+            ).scalar_one()
+            if existing is None and newest is not None and agreement.version < newest:
+                raise Conflict(
+                    "agreement_superseded",
+                    f"Agreement {agreement.id} is already at version {newest}; version "
+                    f"{agreement.version} cannot be registered after it.",
+                )
             if existing is None:
                 connection.execute(
-                    AgreementRow.__table__.insert().values(
+                    insert(AgreementRow).values(
                         agreement_id=agreement.id,
                         version=agreement.version,
                         title=agreement.title,

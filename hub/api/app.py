@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub.api import agreements, uploads
+from hub.api.errors import ContainErrors
 from hub.errors import HubError
 from hub.services import Hub, build_hub
 from hub.settings import Settings
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
         ),
     )
     app.state.hub = hub
+    app.add_middleware(ContainErrors)
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, error: HubError) -> JSONResponse:
@@ -48,14 +50,6 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
             }
         }
         return JSONResponse(body, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
-        log.error("unexpected %s while handling a request", type(error).__name__)
-        body = {
-            "error": {"code": "internal_error", "message": "The hub failed; nothing was stored."}
-        }
-        return JSONResponse(body, status_code=500)
 
     @app.get("/health", tags=["hub"])
     def health() -> dict[str, str]:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from anyio.from_thread import run as run_in_event_loop
+from anyio.lowlevel import EventLoopToken
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from hub.errors import BadRequest, UnsupportedMediaType
@@ -138,8 +139,11 @@ class MultipartFile:
 class ThreadPipe(io.RawIOBase):
     """A blocking file-like view of ``MultipartFile``, for the ingest worker thread."""
 
-    def __init__(self, source: MultipartFile) -> None:
+    def __init__(self, source: MultipartFile, loop_token: EventLoopToken) -> None:
+        # The token is needed because readers (pyarrow) may call read() from threads of
+        # their own, not only from the anyio worker thread that runs the ingest.
         self._source = source
+        self._loop_token = loop_token
         self._pending = b""
 
     def readable(self) -> bool:
@@ -147,7 +151,7 @@ class ThreadPipe(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         if not self._pending:
-            self._pending = run_in_event_loop(self._source.next_chunk)
+            self._pending = run_in_event_loop(self._source.next_chunk, token=self._loop_token)
             if not self._pending:
                 return 0
         size = min(len(buffer), len(self._pending))

@@ -6,6 +6,7 @@ from functools import partial
 from typing import Annotated, Any
 
 import anyio
+from anyio.lowlevel import current_token
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -64,7 +65,7 @@ async def upload_extract(
     filename = await body.start()
     ingest = partial(
         hub.ingestor.ingest,
-        ThreadPipe(body),  # type: ignore[arg-type]
+        ThreadPipe(body, current_token()),  # type: ignore[arg-type]
         filename=filename,
         agreement=agreement,
         dataset=dataset,
@@ -98,7 +99,7 @@ def get_upload(upload_id: str, hub: HubDep) -> dict[str, Any]:
         ).scalar_one_or_none()
     if receipt is None:
         raise NotFound("upload_not_found", f"There is no upload {upload_id!r}.")
-    return receipt
+    return dict(receipt)
 
 
 @router.post("/uploads/{upload_id}/withdraw")

@@ -59,10 +59,9 @@ def test_list_show_and_statuses(client: TestClient) -> None:
 
 def test_registering_the_same_document_again_is_idempotent(client: TestClient, hub: Hub) -> None:
     document = signed_example(hub, "cardiff-model-ae-police")
+    # The hub fixture registered this agreement already (signed a moment earlier).
     first = post_document(client, document)
     assert first.status_code == 201, first.text
-    # Same content with fresh signatures: same digest of the signed document? No: signatures
-    # differ, so re-sending the very same bytes is the idempotent case.
     again = post_document(client, document)
     assert again.status_code == 201
     assert again.json()["document_sha256"] == first.json()["document_sha256"]
@@ -76,9 +75,11 @@ def test_a_changed_document_under_the_same_version_is_a_conflict(
     response = post_document(client, changed)
     assert response.status_code == 409
     assert "raise the version" in response.json()["error"]["message"]
-    newer = signed_example(hub, "cardiff-model-ae-police", title="A different title", version=2)
+    newer = signed_example(hub, "cardiff-model-ae-police", title="A different title", version=3)
     assert post_document(client, newer).status_code == 201
-    assert client.get("/v1/agreements/cardiff-model-ae-police").json()["version"] == 2
+    assert client.get("/v1/agreements/cardiff-model-ae-police").json()["version"] == 3
+    older = signed_example(hub, "cardiff-model-ae-police", version=1)
+    assert post_document(client, older).status_code == 409
 
 
 def test_unsigned_or_tampered_agreements_are_refused(client: TestClient, hub: Hub) -> None:

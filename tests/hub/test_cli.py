@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.adapters.extracts import extract_csv
+from tests.adapters.adapter_extracts import extract_csv
 from typer.testing import CliRunner
 
 from hub.cli import app

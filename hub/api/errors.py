@@ -1,0 +1,60 @@
+"""Contain unexpected errors: a plain 500 for the caller, a location-only line in the log.
+
+An exception's message may quote request data (a cell value, a header), so neither the caller
+nor the log ever sees it: only its type and where it was raised. Starlette's own handler would
+re-raise the exception to the server, which logs it in full, so this middleware stops it here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("hub.api")
+
+INTERNAL_ERROR = json.dumps(
+    {"error": {"code": "internal_error", "message": "The hub failed; nothing was stored."}}
+).encode()
+
+
+def error_location(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)[-6:]
+    return " <- ".join(
+        f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} {frame.name}"
+        for frame in reversed(frames)
+    )
+
+
+class ContainErrors:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as error:
+            log.error("unexpected %s at %s", type(error).__name__, error_location(error))
+            if response_started:
+                return
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": INTERNAL_ERROR})
