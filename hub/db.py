@@ -41,4 +41,4 @@ def upgrade_database(url: str) -> None:
     """Bring the schema to the newest migration (safe to run on every start)."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), "heads")

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -120,3 +121,24 @@ record_keys = Table(
     Column("key_version", SmallInteger, nullable=False),
     *(Column(name, LargeBinary(32), nullable=True) for name in MATCH_KEY_COLUMNS),
 )
+
+
+class AuditEventRow(Base):
+    """One audit event. Append-only: the Merkle ledger (issue 6) makes tampering evident."""
+
+    __tablename__ = "audit_events"
+
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    organisation: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    agreement_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decision: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(Text)
+    query_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    epsilon_spent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    release_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
