@@ -184,7 +184,8 @@ def anchor_link(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, int]
     carried by two or more named clusters (twins, a shared household) links nothing; nameless
     clusters whose anchor has no named cluster are joined to each other (repeat attendances of
     one patient without an NHS number). Clusters with different strong identifiers are never
-    joined, and neither is a chain that would put two named clusters together. Returns (labels, clusters attached)."""
+    joined, and neither is a chain that would put two named clusters together.
+    Returns (labels, clusters attached)."""
     lab = np.asarray(labels, dtype=np.int64).copy()
     if "bloom_anchor" not in records.columns or records.height == 0:
         return lab, 0
