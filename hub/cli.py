@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from hub.audit.cli import audit_app
 from hub.client import DEFAULT_HUB_URL, HubAPIError, HubClient
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(agreements_app, name="agreements")
 app.add_typer(uploads_app, name="uploads")
 app.add_typer(db_app, name="db")
 app.add_typer(secret_app, name="secret")
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
             "default $HUB_DATA_DIR/trusted-signers.json."
         ),
     )
+    audit_origin: str = Field(default="vru-hub.example/audit", description="Audit log origin.")
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub.api import agreements, uploads
+from hub.api.audit import router as audit_router
 from hub.api.errors import ContainErrors
 from hub.errors import HubError
 from hub.services import Hub, build_hub
@@ -62,4 +63,5 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
 
     app.include_router(agreements.router)
     app.include_router(uploads.router)
+    app.include_router(audit_router)
     return app

@@ -3,16 +3,40 @@
 An event is written on the same database connection (so in the same transaction) as the
 action it records: no action without its event, no event for an action that rolled back.
 Events never hold a query's results, an identifier, a token or a secret.
+
+Each event is a leaf of the Merkle tree (``hub.audit.merkle``): the leaf's data is the RFC 8785
+canonical JSON of ``event_record(index, event)``, so anyone holding an export can recompute it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+import rfc8785
+from sqlalchemy import Connection, DateTime, bindparam, text
 
-from hub.models import AuditEventRow
+from hub.audit import merkle
+
+# The fields of a leaf, in the order exports list them.
+RECORD_FIELDS = (
+    "index",
+    "time",
+    "request_id",
+    "actor",
+    "organisation",
+    "role",
+    "action",
+    "resource",
+    "agreement",
+    "decision",
+    "reason",
+    "query_hash",
+    "epsilon",
+    "release_id",
+)
 
 
 @dataclass(frozen=True)
@@ -32,29 +56,111 @@ class AuditEvent:
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive value (SQLite hands them back so) is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def format_time(moment: datetime | str) -> str:
+    if isinstance(moment, str):  # raw SQL on SQLite reads the stored text
+        moment = datetime.fromisoformat(moment)
+    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_record(index: int, event: AuditEvent) -> dict[str, Any]:
+    return {
+        "index": index,
+        "time": format_time(event.occurred_at),
+        "request_id": event.request_id,
+        "actor": event.actor,
+        "organisation": event.organisation,
+        "role": event.role,
+        "action": event.action,
+        "resource": event.resource,
+        "agreement": event.agreement_id,
+        "decision": event.decision,
+        "reason": event.reason,
+        "query_hash": event.query_hash,
+        "epsilon": event.epsilon_spent,
+        "release_id": event.release_id,
+    }
+
+
+def record_from_row(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The leaf record of one ``audit_events`` row, as stored."""
+    return {
+        "index": int(row["index"]),
+        "time": format_time(row["occurred_at"]),
+        "request_id": row["request_id"],
+        "actor": row["actor"],
+        "organisation": row["organisation"],
+        "role": row["role"],
+        "action": row["action"],
+        "resource": row["resource"],
+        "agreement": row["agreement_id"],
+        "decision": row["decision"],
+        "reason": row["reason"],
+        "query_hash": row["query_hash"],
+        "epsilon": row["epsilon_spent"],
+        "release_id": row["release_id"],
+    }
+
+
+def record_leaf_hash(record: Mapping[str, Any]) -> bytes:
+    return merkle.leaf_hash(rfc8785.dumps(dict(record)))
+
+
+_CLAIM_INDEX = text(
+    # Taking the state row's lock first serialises appends: PostgreSQL row lock, SQLite write
+    # lock. The returned size is the one after this append.
+    "UPDATE audit_tree_state SET size = size + 1 WHERE id = 1 RETURNING size, frontier"
+)
+_INSERT_EVENT = text(
+    'INSERT INTO audit_events ("index", occurred_at, request_id, actor, organisation, role, '
+    "action, resource, agreement_id, decision, reason, query_hash, epsilon_spent, release_id) "
+    "VALUES (:index, :occurred_at, :request_id, :actor, :organisation, :role, :action, "
+    ":resource, :agreement_id, :decision, :reason, :query_hash, :epsilon_spent, :release_id)"
+).bindparams(bindparam("occurred_at", type_=DateTime(timezone=True)))
+_INSERT_NODE = text("INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (:level, :idx, :hash)")
+_SAVE_FRONTIER = text("UPDATE audit_tree_state SET frontier = :frontier WHERE id = 1")
+
+
 def append_event(connection: Connection, event: AuditEvent) -> int:
     """Append ``event`` inside the caller's transaction; return its index in the log."""
-    # The Merkle-tree ledger (issue 6) replaces this simple append with one that also keeps
-    # the tree's interior nodes and serialises concurrent appends.
-    index = connection.execute(
-        select(func.coalesce(func.max(AuditEventRow.index) + 1, 0))
-    ).scalar_one()
+    claimed = connection.execute(_CLAIM_INDEX).one_or_none()
+    if claimed is None:
+        raise RuntimeError("the audit ledger is not initialised: run `hub db upgrade`")
+    index = int(claimed[0]) - 1
+    # Store exactly what the leaf commits to: UTC to the microsecond.
+    event = _normalised(event)
+    leaf = record_leaf_hash(event_record(index, event))
+    frontier, completed = merkle.append_leaf(merkle.unpack(bytes(claimed[1])), index, leaf)
     connection.execute(
-        insert(AuditEventRow).values(
-            index=index,
-            occurred_at=event.occurred_at,
-            request_id=event.request_id,
-            actor=event.actor,
-            organisation=event.organisation,
-            role=event.role,
-            action=event.action,
-            resource=event.resource,
-            agreement_id=event.agreement_id,
-            decision=event.decision,
-            reason=event.reason,
-            query_hash=event.query_hash,
-            epsilon_spent=event.epsilon_spent,
-            release_id=event.release_id,
-        )
+        _INSERT_EVENT,
+        {
+            "index": index,
+            "occurred_at": event.occurred_at,
+            "request_id": event.request_id,
+            "actor": event.actor,
+            "organisation": event.organisation,
+            "role": event.role,
+            "action": event.action,
+            "resource": event.resource,
+            "agreement_id": event.agreement_id,
+            "decision": event.decision,
+            "reason": event.reason,
+            "query_hash": event.query_hash,
+            "epsilon_spent": event.epsilon_spent,
+            "release_id": event.release_id,
+        },
     )
-    return int(index)
+    connection.execute(_INSERT_NODE, [{"level": lv, "idx": i, "hash": h} for lv, i, h in completed])
+    connection.execute(_SAVE_FRONTIER, {"frontier": merkle.pack(frontier)})
+    return index
+
+
+def _normalised(event: AuditEvent) -> AuditEvent:
+    epsilon = None if event.epsilon_spent is None else float(event.epsilon_spent)
+    return replace(event, occurred_at=as_utc(event.occurred_at), epsilon_spent=epsilon)
