@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import polars as pl
 from sqlalchemy import Connection, Table
 
 
@@ -34,3 +35,8 @@ def insert_rows(
         cursor.executemany(statement, rows)
     finally:
         cursor.close()
+
+
+def frame_rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
+    """A frame's rows as tuples; column lists zipped are several times faster than iter_rows."""
+    return list(zip(*(series.to_list() for series in frame.get_columns()), strict=True))

@@ -12,11 +12,14 @@ receipt of the first upload and adds no rows.
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
+import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -29,14 +32,15 @@ from adapters import get_adapter
 from adapters.base import Adapter, RowIssue
 from adapters.readers import ReadError, open_table
 from agreements import Agreement, DatasetTerms
-from hub.bulk import insert_rows
+from hub.bulk import frame_rows, insert_rows
 from hub.errors import NotFound, Unprocessable
 from hub.keyring import KeyRing
-from hub.models import MATCH_KEY_COLUMNS, RecordRow, UploadRow, record_keys
-from hub.records import RECORD_COLUMNS, build_records
+from hub.models import RecordRow, UploadRow
+from hub.pipeline import ThreadStage
+from hub.records import build_records
 from hub.signing import HubSigner
 from hub.streams import HashingReader, needs_random_access
-from privacy.matchkeys import MATCH_KEYS, Pseudonymiser
+from privacy.matchkeys import Pseudonymiser, pack_match_keys
 
 log = logging.getLogger("hub.ingest")
 
@@ -58,6 +62,31 @@ class _Tally:
                 self.rejected_rows.add(issue.row)
             if len(self.issues) < limit:
                 self.issues.append(issue)
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while an upload runs.
+
+    Ingest allocates millions of short-lived tuples, none of them in reference cycles; the
+    collector would otherwise walk them again and again (several percent of ingest time).
+    Reference counting still frees everything; nested or concurrent uploads share the pause.
+    """
+    global _gc_pauses
+    with _gc_lock:
+        _gc_pauses += 1
+        gc.disable()
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0:
+                gc.enable()
 
 
 class Ingestor:
@@ -87,6 +116,18 @@ class Ingestor:
         dataset: str,
         progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
+        """Store one extract under ``agreement``; return its signed receipt (see module doc)."""
+        with cyclic_gc_paused():
+            return self._ingest(source, filename, agreement, dataset, progress)
+
+    def _ingest(
+        self,
+        source: BinaryIO,
+        filename: str,
+        agreement: Agreement,
+        dataset: str,
+        progress: ProgressCallback | None,
+    ) -> dict[str, Any]:
         terms = agreement.dataset(dataset)
         adapter = get_adapter(dataset)
         pseudonymiser = self._keyring.pseudonymiser(agreement.linkage_domain)
@@ -115,26 +156,41 @@ class Ingestor:
         try:
             with self._engine.begin() as connection:
                 upload_pk = self._open_upload(connection, upload_id, agreement, dataset)
+                table_rows = RecordRow.__table__
+
+                def store(records: pl.DataFrame) -> None:
+                    insert_rows(connection, table_rows, records.columns, frame_rows(records))  # type: ignore[arg-type]
+
+                writer: ThreadStage[pl.DataFrame] = ThreadStage(store, name="hub-store")
+
+                def key(canonical: pl.DataFrame) -> None:
+                    writer.submit(
+                        self._records_with_keys(upload_pk, adapter, pseudonymiser, terms, canonical)
+                    )
+
+                keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key")
                 first_row = 2  # the header is spreadsheet row 1
                 try:
                     for batch in table.batches:
-                        self._store_batch(
-                            connection,
-                            upload_pk,
-                            adapter,
-                            pseudonymiser,
-                            terms,
-                            batch,
-                            first_row,
-                            tally,
-                        )
+                        canonical = adapter.map_batch(batch, first_row)
                         first_row += batch.height
+                        tally.rows_read += batch.height
+                        tally.add(canonical.issues, self._max_report_issues)
+                        if canonical.frame.height:
+                            tally.rows_accepted += canonical.frame.height
+                            keyer.submit(canonical.frame)
                         if progress is not None:
                             progress(tally.rows_read)
                         log.info("upload %s: %d rows processed", upload_id, tally.rows_read)
                     reader.drain()
                 except ReadError as error:
                     raise Unprocessable(error.code, error.message) from None
+                finally:
+                    # Stop both stages before the transaction ends, whatever happened.
+                    try:
+                        keyer.close()
+                    finally:
+                        writer.close()
                 existing = self._live_upload(connection, agreement.id, dataset, reader.sha256)
                 if existing is not None:
                     raise _AlreadyUploaded(existing)
@@ -202,48 +258,30 @@ class Ingestor:
         )
         return int(result.scalar_one())
 
-    def _store_batch(
-        self,
-        connection: Connection,
+    @staticmethod
+    def _records_with_keys(
         upload_pk: int,
         adapter: Adapter,
         pseudonymiser: Pseudonymiser,
         terms: DatasetTerms,
-        batch: pl.DataFrame,
-        first_row: int,
-        tally: _Tally,
-    ) -> None:
-        canonical = adapter.map_batch(batch, first_row)
-        tally.rows_read += batch.height
-        tally.add(canonical.issues, self._max_report_issues)
-        frame = canonical.frame
-        if frame.height == 0:
-            return
-        tally.rows_accepted += frame.height
-        digests = pseudonymiser.match_keys(frame, adapter.dataset)
+        frame: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """The rows to store for one batch: generalised records with their packed match keys.
+
+        ``frame`` is the canonical batch with raw identifiers; nothing of it but the digests
+        and the generalised values leaves this function.
+        """
+        keys = pack_match_keys(pseudonymiser.match_keys_hex(frame, adapter.dataset))
         records = build_records(frame, terms, adapter)
-        # The frame holding raw identifiers goes out of scope here; only these two are kept.
-        del frame
-        insert_rows(
-            connection,
-            RecordRow.__table__,  # type: ignore[arg-type]
-            ("upload_pk", *RECORD_COLUMNS),
-            list(zip([upload_pk] * records.height, *records.get_columns(), strict=True)),
-        )
-        key_columns = [digests.get_column(spec.name) for spec in MATCH_KEYS]
-        insert_rows(
-            connection,
-            record_keys,
-            ("upload_pk", "row", "key_version", *MATCH_KEY_COLUMNS),
-            list(
-                zip(
-                    [upload_pk] * records.height,
-                    records.get_column("row"),
-                    [pseudonymiser.key_version] * records.height,
-                    *key_columns,
-                    strict=True,
-                )
-            ),
+        return pl.concat(
+            [
+                records.select(pl.lit(upload_pk).alias("upload_pk"), pl.all()),
+                keys.select(
+                    pl.lit(pseudonymiser.key_version, dtype=pl.Int16).alias("key_version"),
+                    pl.all(),
+                ),
+            ],
+            how="horizontal",
         )
 
     def _live_upload(
@@ -318,7 +356,6 @@ class Ingestor:
             if upload.status == "withdrawn":
                 return receipt
             pk = upload.id
-            connection.execute(delete(record_keys).where(record_keys.c.upload_pk == pk))
             connection.execute(delete(RecordRow).where(RecordRow.upload_pk == pk))
             now = datetime.now(UTC)
             body = {k: v for k, v in receipt.items() if k != "signature"}

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Column,
     Date,
     DateTime,
     Float,
@@ -24,14 +23,11 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
-    Table,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-from privacy.matchkeys import MATCH_KEYS
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
@@ -92,7 +88,8 @@ class UploadRow(Base):
 
 
 class RecordRow(Base):
-    """One accepted extract row: generalised quasi-identifiers and attributes only."""
+    """One accepted extract row: generalised quasi-identifiers, attributes, and the row's
+    keyed-hash match keys (packed: see ``privacy.matchkeys.pack_match_keys``)."""
 
     __tablename__ = "records"
     __table_args__ = (Index("ix_records_dataset_event", "dataset", "event_date"),)
@@ -107,20 +104,9 @@ class RecordRow(Base):
     sex: Mapped[str | None] = mapped_column(String(16), nullable=True)
     age_band: Mapped[str | None] = mapped_column(String(8), nullable=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
-
-
-# One nullable 32-byte digest column per match key, named after the cascade in privacy.matchkeys,
-# kept apart from the records' attributes so that linkage reads only what it needs.
-MATCH_KEY_COLUMNS: tuple[str, ...] = tuple(f"mk_{spec.name}" for spec in MATCH_KEYS)
-
-record_keys = Table(
-    "record_keys",
-    Base.metadata,
-    Column("upload_pk", ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True),
-    Column("row", Integer, primary_key=True),
-    Column("key_version", SmallInteger, nullable=False),
-    *(Column(name, LargeBinary(32), nullable=True) for name in MATCH_KEY_COLUMNS),
-)
+    key_version: Mapped[int] = mapped_column(SmallInteger)
+    match_key_mask: Mapped[int] = mapped_column(Integer)
+    match_keys: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class AuditEventRow(Base):

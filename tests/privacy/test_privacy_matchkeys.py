@@ -11,7 +11,13 @@ import polars as pl
 import pytest
 
 from privacy.keys import derive_key
-from privacy.matchkeys import KEY_SPACES, MATCH_KEYS, Pseudonymiser
+from privacy.matchkeys import (
+    KEY_SPACES,
+    MATCH_KEYS,
+    Pseudonymiser,
+    pack_match_keys,
+    unpack_match_keys,
+)
 from privacy.normalise import pnc_check_letter, upn_check_letter
 
 MASTER = bytes(range(32, 64))
@@ -62,8 +68,25 @@ def test_shape_types_and_order() -> None:
 
 def test_known_answer_for_nhs_key() -> None:
     key = derive_key(MASTER, domain="london", version=1, purpose="match-key")
-    expected = hmac.new(key, b"nhs\x1f9434765919", hashlib.sha256).digest()
+    expected = hmac.new(key.hex().encode(), b"nhs\x1f9434765919", hashlib.sha256).digest()
     assert keys({"nhs_number": "943 476 5919"})[0]["nhs"] == expected
+
+
+def test_packed_keys_round_trip() -> None:
+    pseudonymiser = Pseudonymiser(MASTER, "london", 1)
+    frame = pl.DataFrame(
+        {"nhs_number": ["9434765919", None], "forename": ["Amara", "Bo"], "surname": ["Okafor", None]}
+    )
+    hex_keys = pseudonymiser.match_keys_hex(frame, "ae_istv_assaults")
+    binary = pseudonymiser.match_keys(frame, "ae_istv_assaults")
+    packed = pack_match_keys(hex_keys)
+    for index in range(2):
+        unpacked = unpack_match_keys(
+            packed["match_key_mask"][index], packed["match_keys"][index]
+        )
+        expected = {k: v for k, v in binary.row(index, named=True).items() if v is not None}
+        assert unpacked == expected
+    assert set(unpack_match_keys(packed["match_key_mask"][0], packed["match_keys"][0])) == {"nhs"}
 
 
 def test_case_accent_spacing_and_punctuation_do_not_matter() -> None:

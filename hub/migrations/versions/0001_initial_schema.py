@@ -1,4 +1,4 @@
-"""initial schema: agreements, uploads, records, record keys
+"""initial schema: agreements, uploads, records
 
 Revision ID: 0001
 Revises:
@@ -64,32 +64,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("upload_id", name=op.f("uq_uploads_upload_id")),
     )
     op.create_table(
-        "record_keys",
-        sa.Column("upload_pk", sa.Integer(), nullable=False),
-        sa.Column("row", sa.Integer(), nullable=False),
-        sa.Column("key_version", sa.SmallInteger(), nullable=False),
-        sa.Column("mk_nhs", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_upn", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_upn_former", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_pnc", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_local_id", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_name_dob_postcode", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_name_dob", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_canonical_name_dob", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_initial_surname_dob_sector", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_forename_dob_postcode", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_surname_dob_postcode", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_swapped_dob", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("mk_transposed_names_dob", sa.LargeBinary(length=32), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["upload_pk"],
-            ["uploads.id"],
-            name=op.f("fk_record_keys_upload_pk_uploads"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("upload_pk", "row", name=op.f("pk_record_keys")),
-    )
-    op.create_table(
         "records",
         sa.Column("upload_pk", sa.Integer(), nullable=False),
         sa.Column("row", sa.Integer(), nullable=False),
@@ -103,6 +77,9 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column("key_version", sa.SmallInteger(), nullable=False),
+        sa.Column("match_key_mask", sa.Integer(), nullable=False),
+        sa.Column("match_keys", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["upload_pk"],
             ["uploads.id"],
@@ -121,6 +98,5 @@ def downgrade() -> None:
         batch_op.drop_index("ix_records_dataset_event")
 
     op.drop_table("records")
-    op.drop_table("record_keys")
     op.drop_table("uploads")
     op.drop_table("agreements")
