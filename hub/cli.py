@@ -35,21 +35,51 @@ app.add_typer(agreements_app, name="agreements")
 app.add_typer(uploads_app, name="uploads")
 app.add_typer(db_app, name="db")
 app.add_typer(secret_app, name="secret")
+clients_app = typer.Typer(
+    help="OAuth clients (run on the hub host: acts on the hub's database).", no_args_is_help=True
+)
+app.add_typer(clients_app, name="clients")
 app.add_typer(audit_app, name="audit")
 
 console = Console()
 err_console = Console(stderr=True)
 
 HubURL = Annotated[str, typer.Option("--hub-url", envvar="HUB_URL", help="The hub's base URL.")]
+ClientID = Annotated[
+    str | None,
+    typer.Option("--client-id", envvar="HUB_CLIENT_ID", help="Your OAuth client id."),
+]
+ClientSecret = Annotated[
+    str | None,
+    typer.Option(
+        "--client-secret",
+        envvar="HUB_CLIENT_SECRET",
+        help="Your OAuth client secret (prefer the HUB_CLIENT_SECRET variable).",
+        show_default=False,
+    ),
+]
 
 
-def _client(hub_url: str) -> HubClient:
-    return HubClient(hub_url)
+def _client(
+    hub_url: str, client_id: str | None = None, client_secret: str | None = None
+) -> HubClient:
+    if bool(client_id) != bool(client_secret):
+        err_console.print(
+            "[bold red]Give both[/] --client-id and --client-secret "
+            "(or HUB_CLIENT_ID and HUB_CLIENT_SECRET)."
+        )
+        raise typer.Exit(2)
+    return HubClient(hub_url, client_id=client_id, client_secret=client_secret)
 
 
 def _fail(error: HubAPIError) -> None:
     where = f"HTTP {error.status_code}" if error.status_code else "no response"
     err_console.print(f"[bold red]Refused:[/] {error.message} [dim]({error.code}, {where})[/]")
+    if error.status_code == 401:
+        err_console.print(
+            "Authenticate with --client-id and --client-secret (or HUB_CLIENT_ID and "
+            "HUB_CLIENT_SECRET); the hub's operator creates clients with `hub clients create`."
+        )
     if isinstance(error.details, list):
         for detail in error.details[:20]:
             err_console.print(f"  - {detail.get('message', detail)}")
@@ -156,6 +186,8 @@ def upload(
     agreement: Annotated[str, typer.Option(help="The agreement the extract is shared under.")],
     dataset: Annotated[str, typer.Option(help="The dataset, e.g. police_violence_offences.")],
     hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the signed receipt as JSON.")
     ] = False,
@@ -183,7 +215,7 @@ def upload(
                 progress.update(task, description="Hub is finishing (validating, hashing, storing)")
 
         try:
-            with _client(hub_url) as client:
+            with _client(hub_url, client_id, client_secret) as client:
                 receipt = client.upload(
                     file, agreement_id=agreement, dataset=dataset, on_read=on_read
                 )
@@ -249,10 +281,12 @@ def uploads_list(
     agreement: Annotated[str, typer.Option()],
     dataset: Annotated[str, typer.Option()],
     hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
 ) -> None:
     """List the uploads to one dataset under one agreement."""
     try:
-        with _client(hub_url) as client:
+        with _client(hub_url, client_id, client_secret) as client:
             receipts = client.list_uploads(agreement, dataset)
     except HubAPIError as error:
         _fail(error)
@@ -272,10 +306,15 @@ def uploads_list(
 
 
 @uploads_app.command("show")
-def uploads_show(upload_id: str, hub_url: HubURL = DEFAULT_HUB_URL) -> None:
+def uploads_show(
+    upload_id: str,
+    hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
+) -> None:
     """Print an upload's signed receipt."""
     try:
-        with _client(hub_url) as client:
+        with _client(hub_url, client_id, client_secret) as client:
             _print_json(client.get_upload(upload_id))
     except HubAPIError as error:
         _fail(error)
@@ -286,10 +325,12 @@ def uploads_withdraw(
     upload_id: str,
     reason: Annotated[str | None, typer.Option(help="Why (kept with the receipt).")] = None,
     hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
 ) -> None:
     """Withdraw an upload: every one of its rows is deleted."""
     try:
-        with _client(hub_url) as client:
+        with _client(hub_url, client_id, client_secret) as client:
             receipt = client.withdraw_upload(upload_id, reason)
     except HubAPIError as error:
         _fail(error)
@@ -307,10 +348,12 @@ def agreements_register(
         Path, typer.Argument(exists=True, dir_okay=False, help="Signed agreement (.yaml or .json).")
     ],
     hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
 ) -> None:
     """Register a signed agreement with the hub."""
     try:
-        with _client(hub_url) as client:
+        with _client(hub_url, client_id, client_secret) as client:
             summary = client.register_agreement(file)
     except HubAPIError as error:
         _fail(error)
@@ -319,10 +362,14 @@ def agreements_register(
 
 
 @agreements_app.command("list")
-def agreements_list(hub_url: HubURL = DEFAULT_HUB_URL) -> None:
+def agreements_list(
+    hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
+) -> None:
     """List the agreements the hub holds and their status today."""
     try:
-        with _client(hub_url) as client:
+        with _client(hub_url, client_id, client_secret) as client:
             summaries = client.list_agreements()
     except HubAPIError as error:
         _fail(error)
@@ -341,10 +388,15 @@ def agreements_list(hub_url: HubURL = DEFAULT_HUB_URL) -> None:
 
 
 @agreements_app.command("show")
-def agreements_show(agreement_id: str, hub_url: HubURL = DEFAULT_HUB_URL) -> None:
+def agreements_show(
+    agreement_id: str,
+    hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
+) -> None:
     """Show one agreement's summary."""
     try:
-        with _client(hub_url) as client:
+        with _client(hub_url, client_id, client_secret) as client:
             _print_json(client.get_agreement(agreement_id))
     except HubAPIError as error:
         _fail(error)
@@ -355,10 +407,12 @@ def agreements_suspend(
     agreement_id: str,
     reason: Annotated[str, typer.Option(help="Why (recorded with the agreement).")],
     hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
 ) -> None:
     """Suspend an agreement: no upload or query is accepted under it."""
     try:
-        with _client(hub_url) as client:
+        with _client(hub_url, client_id, client_secret) as client:
             summary = client.suspend_agreement(agreement_id, reason)
     except HubAPIError as error:
         _fail(error)
@@ -367,10 +421,15 @@ def agreements_suspend(
 
 
 @agreements_app.command("odrl")
-def agreements_odrl(agreement_id: str, hub_url: HubURL = DEFAULT_HUB_URL) -> None:
+def agreements_odrl(
+    agreement_id: str,
+    hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
+) -> None:
     """Print an agreement as W3C ODRL 2.2 JSON-LD."""
     try:
-        with _client(hub_url) as client:
+        with _client(hub_url, client_id, client_secret) as client:
             _print_json(client.agreement_odrl(agreement_id))
     except HubAPIError as error:
         _fail(error)
@@ -427,6 +486,92 @@ def agreements_sign(
     )
     output.write_text(json.dumps(signed.model_dump(mode="json"), indent=2) + "\n")
     console.print(f"Signed as {party}; wrote {output}.")
+
+
+# Clients ---------------------------------------------------------------------------------
+def _client_store() -> Any:
+    from hub.auth.clients import ClientStore
+    from hub.db import make_engine, upgrade_database
+    from hub.settings import Settings
+
+    url = Settings().resolved_database_url
+    upgrade_database(url)
+    return ClientStore(make_engine(url))
+
+
+def _hub_error(error: Exception) -> None:
+    from hub.errors import HubError
+
+    if isinstance(error, HubError):
+        err_console.print(f"[bold red]Refused:[/] {error.message} [dim]({error.code})[/]")
+        raise typer.Exit(1)
+    raise error
+
+
+@clients_app.command("create")
+def clients_create(
+    org: Annotated[str, typer.Option("--org", help="The organisation's party id.")],
+    role: Annotated[str, typer.Option(help="data_officer, analyst, ig_lead or hub_admin.")],
+    description: Annotated[str | None, typer.Option(help="What this client is for.")] = None,
+    public_jwk: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Public JWK file for private_key_jwt (RFC 7523)."
+        ),
+    ] = None,
+    secret: Annotated[
+        bool, typer.Option("--secret/--no-secret", help="Issue a client secret.")
+    ] = True,
+) -> None:
+    """Create a client; its secret is printed this once and never stored in clear."""
+    jwk = json.loads(public_jwk.read_text()) if public_jwk else None
+    try:
+        client, client_secret = _client_store().create(
+            organisation=org,
+            role=role,
+            description=description,
+            public_jwk=jwk,
+            with_secret=secret,
+        )
+    except Exception as error:
+        _hub_error(error)
+        return
+    console.print(f"client_id:     {client.client_id}")
+    if client_secret:
+        console.print(f"client_secret: {client_secret}")
+        console.print(
+            "[bold]Store the secret now[/]: it is shown only this once. Give it to the client as "
+            "HUB_CLIENT_ID / HUB_CLIENT_SECRET."
+        )
+
+
+@clients_app.command("revoke")
+def clients_revoke(client_id: str) -> None:
+    """Revoke a client: its live tokens stop working at once."""
+    try:
+        client = _client_store().revoke(client_id)
+    except Exception as error:
+        _hub_error(error)
+        return
+    console.print(f"{client.client_id} revoked at {client.revoked_at:%Y-%m-%d %H:%M:%S}.")
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """List clients: id, organisation, role, when created and revoked (never secrets)."""
+    table = Table("organisation", "role", "created", "revoked", "auth")
+    table.add_column("client_id", no_wrap=True)
+    for client in _client_store().list():
+        view = client.public_view()
+        table.add_row(
+            view["organisation"],
+            view["role"],
+            view["created_at"][:19],
+            (view["revoked_at"] or "")[:19],
+            ", ".join(m.removeprefix("client_secret_") for m in view["auth_methods"]),
+            view["client_id"],
+        )
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
 DEFAULT_HUB_URL = "http://127.0.0.1:8000"
+TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a secret)
+# Fetch a new token this long before the current one expires.
+REFRESH_MARGIN_SECONDS = 30
 
 
 class HubAPIError(Exception):
@@ -40,9 +45,86 @@ class _ProgressFile:
         return chunk
 
 
+class ClientCredentials(httpx.Auth):
+    """OAuth 2.0 client credentials: a token from the hub's /oauth/token, renewed on expiry.
+
+    The token is reused until shortly before it expires; a request refused with 401 (the
+    token expired in flight, or the hub restarted with a new key) is retried once with a new
+    token when its body can be sent again. The secret and tokens are never logged.
+    """
+
+    def __init__(
+        self, token_url: str, client_id: str, client_secret: str, scope: str | None = None
+    ) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.scope = scope
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+
+    def _fetch(self) -> str:
+        data = {"grant_type": "client_credentials"}
+        if self.scope:
+            data["scope"] = self.scope
+        try:
+            response = httpx.post(
+                self.token_url, data=data, auth=(self.client_id, self._client_secret), timeout=30
+            )
+        except httpx.TransportError as error:
+            raise HubAPIError(
+                0,
+                "hub_unreachable",
+                f"Cannot reach the hub's token endpoint {self.token_url} "
+                f"({type(error).__name__}). Check --hub-url / HUB_URL and that the hub is running.",
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200 or "access_token" not in body:
+            code = str(body.get("error", "token_refused"))
+            reason = str(body.get("error_description", f"HTTP {response.status_code}"))
+            raise HubAPIError(
+                response.status_code,
+                code,
+                f"The hub refused a token: {reason} (check --client-id/--client-secret or "
+                "HUB_CLIENT_ID/HUB_CLIENT_SECRET)",
+            )
+        self._token = str(body["access_token"])
+        self._expires_at = time.monotonic() + float(body.get("expires_in", 300))
+        return self._token
+
+    def token(self, *, renew: bool = False) -> str:
+        with self._lock:
+            fresh = time.monotonic() < self._expires_at - REFRESH_MARGIN_SECONDS
+            if self._token is not None and fresh and not renew:
+                return self._token
+            return self._fetch()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        response = yield request
+        replayable = isinstance(request.stream, httpx.ByteStream)
+        if response.status_code == 401 and replayable:
+            request.headers["Authorization"] = f"Bearer {self.token(renew=True)}"
+            yield request
+
+
 class HubClient:
-    def __init__(self, base_url: str = DEFAULT_HUB_URL, *, timeout: float = 600.0) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+    def __init__(
+        self,
+        base_url: str = DEFAULT_HUB_URL,
+        *,
+        timeout: float = 600.0,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> None:
+        if auth is None and client_id and client_secret:
+            auth = ClientCredentials(base_url.rstrip("/") + TOKEN_PATH, client_id, client_secret)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, auth=auth)
 
     def close(self) -> None:
         self._http.close()

@@ -44,6 +44,45 @@ class Settings(BaseSettings):
             "default $HUB_DATA_DIR/trusted-signers.json."
         ),
     )
+    # Identity: the embedded OAuth 2.0 authorization server and an optional external issuer.
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The hub's public base URL: the issuer of its access tokens.",
+    )
+    token_audience: str = Field(
+        default="vru-hub", description="The 'aud' of hub access tokens (and of external ones)."
+    )
+    token_lifetime_seconds: int = Field(
+        default=900, ge=30, le=86_400, description="Access-token lifetime (default 15 minutes)."
+    )
+    oidc_issuer: str | None = Field(
+        default=None, description="External OpenID Connect issuer URL whose tokens are accepted."
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="Audience external tokens must carry; default token_audience."
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None, description="External issuer's JWKS URL; default: from its metadata."
+    )
+    oidc_role_claim: str = Field(
+        default="roles",
+        description="Dotted path of the roles claim: 'roles' (Entra), 'realm_access.roles' "
+        "(Keycloak).",
+    )
+    oidc_organisation_claim: str = Field(
+        default="organisation", description="Dotted path of the organisation claim."
+    )
+    oidc_role_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="External role name -> hub role (JSON); hub role names map to themselves.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=600, ge=1, description="Requests per minute per client (token bucket refill)."
+    )
+    rate_limit_burst: int = Field(default=100, ge=1, description="Token bucket size per client.")
+    max_request_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body except for uploads."
+    )
     audit_origin: str = Field(default="vru-hub.example/audit", description="Audit log origin.")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -58,6 +97,14 @@ class Settings(BaseSettings):
     @property
     def signing_key_file(self) -> Path:
         return self.data_dir / "hub-signing-key.pem"
+
+    @property
+    def token_signing_key_file(self) -> Path:
+        return self.data_dir / "token-signing-key.pem"
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url.rstrip("/")
 
     @property
     def resolved_trusted_signers_file(self) -> Path:

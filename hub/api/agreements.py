@@ -8,12 +8,17 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from agreements import to_odrl
-from hub.api.deps import get_hub
+from hub.api.deps import Authorized, authorize, get_hub, summary_facts
 from hub.errors import PayloadTooLarge, UnsupportedMediaType
 from hub.services import Hub
+from policies import Resource
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
 HubDep = Annotated[Hub, Depends(get_hub)]
+ListAuth = Annotated[Authorized, Depends(authorize("agreement.list"))]
+ReadAuth = Annotated[Authorized, Depends(authorize("agreement.read"))]
+RegisterAuth = Annotated[Authorized, Depends(authorize("agreement.register"))]
+SuspendAuth = Annotated[Authorized, Depends(authorize("agreement.suspend"))]
 MAX_AGREEMENT_BYTES = 1024 * 1024
 
 
@@ -22,12 +27,20 @@ class SuspendRequest(BaseModel):
 
 
 @router.get("")
-def list_agreements(hub: HubDep) -> list[dict[str, Any]]:
-    return hub.agreements.list()
+def list_agreements(hub: HubDep, auth: ListAuth) -> list[dict[str, Any]]:
+    """The agreements the caller may read (each one decided by the policy engine)."""
+    return [
+        summary
+        for summary in hub.agreements.list()
+        if auth.permits(
+            "agreement.read",
+            Resource(kind="agreement", id=summary["id"], agreement=summary_facts(summary)),
+        )
+    ]
 
 
 @router.post("", status_code=201)
-async def register_agreement(request: Request, hub: HubDep) -> dict[str, Any]:
+async def register_agreement(request: Request, hub: HubDep, _auth: RegisterAuth) -> dict[str, Any]:
     """Register a signed agreement, sent as its YAML or JSON document."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     formats = {
@@ -49,22 +62,24 @@ async def register_agreement(request: Request, hub: HubDep) -> dict[str, Any]:
 
 
 @router.get("/{agreement_id}")
-def show_agreement(agreement_id: str, hub: HubDep) -> dict[str, Any]:
+def show_agreement(agreement_id: str, hub: HubDep, _auth: ReadAuth) -> dict[str, Any]:
     return hub.agreements.summary(agreement_id)
 
 
 @router.get("/{agreement_id}/document")
-def agreement_document(agreement_id: str, hub: HubDep) -> dict[str, Any]:
+def agreement_document(agreement_id: str, hub: HubDep, _auth: ReadAuth) -> dict[str, Any]:
     """The agreement exactly as signed (JSON form)."""
     return hub.agreements.get(agreement_id).model_dump(mode="json")
 
 
 @router.get("/{agreement_id}/odrl")
-def agreement_odrl(agreement_id: str, hub: HubDep) -> dict[str, Any]:
+def agreement_odrl(agreement_id: str, hub: HubDep, _auth: ReadAuth) -> dict[str, Any]:
     """The agreement as W3C ODRL 2.2 JSON-LD, for other governance tools."""
     return to_odrl(hub.agreements.get(agreement_id))
 
 
 @router.post("/{agreement_id}/suspend")
-def suspend_agreement(agreement_id: str, request: SuspendRequest, hub: HubDep) -> dict[str, Any]:
+def suspend_agreement(
+    agreement_id: str, request: SuspendRequest, hub: HubDep, _auth: SuspendAuth
+) -> dict[str, Any]:
     return hub.agreements.suspend(agreement_id, request.reason)

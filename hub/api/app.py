@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from hub.api import agreements, uploads
+from hub.api import agreements, clients, oauth, uploads
 from hub.api.audit import router as audit_router
+from hub.api.deps import Authorized, authorize
 from hub.api.errors import ContainErrors
+from hub.api.limits import LimitRequestBodies
+from hub.auth import Identity
 from hub.errors import HubError
 from hub.services import Hub, build_hub
 from hub.settings import Settings
@@ -30,11 +33,14 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
         ),
     )
     app.state.hub = hub
+    app.state.identity = Identity(hub.settings, hub.engine)
+    app.add_middleware(LimitRequestBodies, max_bytes=hub.settings.max_request_bytes)
     app.add_middleware(ContainErrors)
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, error: HubError) -> JSONResponse:
-        return JSONResponse(error.to_body(), status_code=error.status_code)
+        headers = getattr(error, "headers", None)
+        return JSONResponse(error.to_body(), status_code=error.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -57,11 +63,13 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
         return {"status": "ok"}
 
     @app.get("/v1/keys", tags=["hub"])
-    def keys() -> dict[str, Any]:
+    def keys(_auth: Annotated[Authorized, Depends(authorize("keys.read"))]) -> dict[str, Any]:
         """The hub's public key that signs upload receipts (JWK set)."""
         return {"keys": [hub.signer.public_jwk()]}
 
     app.include_router(agreements.router)
     app.include_router(uploads.router)
     app.include_router(audit_router)
+    app.include_router(clients.router)
+    app.include_router(oauth.router)
     return app

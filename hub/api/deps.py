@@ -1,12 +1,319 @@
-"""FastAPI dependencies shared by the routers."""
+"""FastAPI dependencies shared by the routers, above all ``authorize``: the one door.
+
+Every endpoint except the public ones (health, docs, OpenAPI, /.well-known, the token endpoint)
+declares ``Depends(authorize("<action>"))``. The dependency resolves the subject from the bearer
+token, applies the client's rate limit, builds the resource from the path, asks
+``policies.decide`` and records the decision, allow or deny, with its reason, in the audit log.
+No endpoint decides on its own.
+"""
 
 from __future__ import annotations
 
-from fastapi import Request
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from fastapi import Request
+from sqlalchemy import Connection, select
+
+from agreements import Agreement
+from hub.audit import AuditEvent, append_event
+from hub.auth import Identity, InvalidToken, TokenClaims
+from hub.auth.clients import is_live
+from hub.errors import HubError, NotFound
+from hub.models import UploadRow
 from hub.services import Hub
+from policies import AgreementFacts, Decision, Resource, Subject, decide
 
 
 def get_hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
+
+
+def get_identity(request: Request) -> Identity:
+    identity: Identity = request.app.state.identity
+    return identity
+
+
+class Unauthenticated(HubError):
+    status_code = 401
+
+    def __init__(self, message: str, *, error: str = "invalid_token") -> None:
+        super().__init__("unauthenticated", message)
+        self.headers = {
+            "WWW-Authenticate": f'Bearer realm="vru-hub", error="{error}"'
+            if error
+            else 'Bearer realm="vru-hub"'
+        }
+
+
+class Forbidden(HubError):
+    status_code = 403
+
+
+class TooManyRequests(HubError):
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "rate_limited",
+            f"Too many requests from this client. Wait {retry_after} s and try again; "
+            "spread batch jobs out or ask the hub's operator for a higher limit.",
+        )
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+def agreement_facts(agreement: Agreement, status: str) -> AgreementFacts:
+    return AgreementFacts(
+        id=agreement.id,
+        status=status,
+        parties=frozenset(p.id for p in agreement.parties),
+        recipients=frozenset(p.id for p in agreement.recipients()),
+        controllers=frozenset(p.id for p in agreement.controllers()),
+        providers={d.name: d.provider for d in agreement.datasets},
+        purposes=frozenset(p.id for p in agreement.purposes),
+        dimensions=frozenset(d.name for d in agreement.outputs.dimensions),
+        epsilon_per_query=agreement.outputs.budget.epsilon_per_query,
+    )
+
+
+def summary_facts(summary: Mapping[str, Any]) -> AgreementFacts:
+    """Facts from a registry summary (enough for read decisions in lists)."""
+    parties = summary["parties"]
+    return AgreementFacts(
+        id=summary["id"],
+        status=summary["status"],
+        parties=frozenset(p["id"] for p in parties),
+        recipients=frozenset(p["id"] for p in parties if "recipient" in p["roles"]),
+        controllers=frozenset(p["id"] for p in parties if "controller" in p["roles"]),
+        providers={d["name"]: d["provider"] for d in summary["datasets"]},
+    )
+
+
+def _agreement(hub: Hub, agreement_id: str) -> AgreementFacts:
+    return agreement_facts(hub.agreements.get(agreement_id), hub.agreements.status(agreement_id))
+
+
+def _upload(hub: Hub, connection: Connection, upload_id: str) -> Resource:
+    row = connection.execute(
+        select(UploadRow.agreement_id, UploadRow.dataset).where(
+            UploadRow.upload_id == upload_id, UploadRow.status != "receiving"
+        )
+    ).first()
+    if row is None:
+        raise NotFound("upload_not_found", f"There is no upload {upload_id!r}.")
+    facts = _agreement(hub, row.agreement_id)
+    return Resource(
+        kind="upload",
+        id=upload_id,
+        agreement=facts,
+        dataset=row.dataset,
+        organisation=facts.providers.get(row.dataset),
+    )
+
+
+ResourceBuilder = Callable[[Hub, Connection, Mapping[str, str]], Resource]
+
+
+def _dataset_resource(hub: Hub, _c: Connection, path: Mapping[str, str]) -> Resource:
+    facts = _agreement(hub, path["agreement_id"])
+    return Resource(
+        kind="dataset",
+        agreement=facts,
+        dataset=path["dataset"],
+        organisation=facts.providers.get(path["dataset"]),
+    )
+
+
+def _agreement_resource(hub: Hub, _c: Connection, path: Mapping[str, str]) -> Resource:
+    if "agreement_id" not in path:
+        return Resource(kind="agreement")
+    return Resource(
+        kind="agreement", id=path["agreement_id"], agreement=_agreement(hub, path["agreement_id"])
+    )
+
+
+RESOURCES: dict[str, ResourceBuilder] = {
+    "agreement.list": _agreement_resource,
+    "agreement.read": _agreement_resource,
+    "agreement.register": _agreement_resource,
+    "agreement.suspend": _agreement_resource,
+    "upload.create": _dataset_resource,
+    "upload.list": _dataset_resource,
+    "upload.read": lambda hub, c, path: _upload(hub, c, path["upload_id"]),
+    "upload.withdraw": lambda hub, c, path: _upload(hub, c, path["upload_id"]),
+    "keys.read": lambda hub, c, path: Resource(kind="key"),
+    "client.list": lambda hub, c, path: Resource(kind="client"),
+    "client.create": lambda hub, c, path: Resource(kind="client"),
+    "client.revoke": lambda hub, c, path: Resource(kind="client", id=path.get("client_id")),
+}
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """The allowed subject of this request; routes use ``permits`` only to filter lists."""
+
+    subject: Subject
+    claims: TokenClaims
+    decision: Decision
+    request_id: str
+
+    def permits(self, action: str, resource: Resource) -> bool:
+        return decide(self.subject, action, resource).allowed
+
+    @property
+    def actor(self) -> str:
+        return self.subject.id
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _record(
+    connection: Connection,
+    action: str,
+    decision: str,
+    reason: str,
+    *,
+    request_id: str,
+    claims: TokenClaims | None = None,
+    resource: Resource | None = None,
+    resource_text: str | None = None,
+) -> None:
+    append_event(
+        connection,
+        AuditEvent(
+            action=action,
+            decision=decision,
+            reason=reason,
+            actor=claims.subject[:200] if claims else None,
+            organisation=claims.organisation[:64] if claims else None,
+            role=claims.role[:32] if claims else None,
+            resource=(resource.describe() if resource else resource_text),
+            agreement_id=resource.agreement.id if resource and resource.agreement else None,
+            request_id=request_id,
+        ),
+    )
+
+
+def authorize(action: str) -> Callable[[Request], Authorized]:
+    """The dependency for ``action``: 401 without a valid token, 403 when the policy denies."""
+    if action not in RESOURCES:
+        raise ValueError(f"no resource builder for action {action!r}; add one to RESOURCES")
+
+    def dependency(request: Request) -> Authorized:
+        # A plain `def`: FastAPI runs it in a worker thread, off the event loop.
+        hub = get_hub(request)
+        identity = get_identity(request)
+        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        path = {k: str(v) for k, v in request.path_params.items()}
+        where = request.url.path[:300]
+        token = _bearer(request)
+        if token is None:
+            with hub.engine.begin() as connection:
+                _record(
+                    connection,
+                    action,
+                    "deny",
+                    "denied: no bearer token",
+                    request_id=request_id,
+                    resource_text=where,
+                )
+            raise Unauthenticated(
+                "This endpoint needs an access token: send 'Authorization: Bearer <token>'. "
+                "Get one from POST /oauth/token with your client id and secret "
+                "(the hub CLI does this with --client-id/--client-secret).",
+                error="",
+            )
+        try:
+            claims = identity.verify(token)
+        except InvalidToken as error:
+            with hub.engine.begin() as connection:
+                _record(
+                    connection,
+                    action,
+                    "deny",
+                    f"denied: invalid token: {error}",
+                    request_id=request_id,
+                    resource_text=where,
+                )
+            raise Unauthenticated(
+                f"The access token is not accepted: {error}. Get a new token from "
+                "POST /oauth/token and try again."
+            ) from None
+        wait = identity.rate_limiter.take(claims.client_id or claims.subject)
+        if wait:
+            raise TooManyRequests(wait)
+        subject = Subject(
+            id=claims.subject,
+            role=claims.role,
+            organisation=claims.organisation,
+            scopes=claims.scopes,
+        )
+        with hub.engine.begin() as connection:
+            if (
+                not claims.external
+                and claims.client_id
+                and not is_live(connection, claims.client_id)
+            ):
+                _record(
+                    connection,
+                    action,
+                    "deny",
+                    "denied: the client is revoked or unknown",
+                    request_id=request_id,
+                    claims=claims,
+                    resource_text=where,
+                )
+                revoked = Unauthenticated(
+                    "This client has been revoked; its tokens no longer work. Ask the hub's "
+                    "operator for a new client."
+                )
+            else:
+                revoked = None
+        if revoked is not None:
+            raise revoked
+        try:
+            with hub.engine.connect() as connection:
+                resource = RESOURCES[action](hub, connection, path)
+        except NotFound as missing:
+            with hub.engine.begin() as connection:
+                _record(
+                    connection,
+                    action,
+                    "deny",
+                    f"denied: {missing.message}",
+                    request_id=request_id,
+                    claims=claims,
+                    resource_text=where,
+                )
+            raise
+        decision = decide(subject, action, resource)
+        with hub.engine.begin() as connection:
+            _record(
+                connection,
+                action,
+                "allow" if decision.allowed else "deny",
+                decision.reason,
+                request_id=request_id,
+                claims=claims,
+                resource=resource,
+            )
+        if not decision.allowed:
+            raise Forbidden(
+                "forbidden",
+                f"{decision.reason[0].upper()}{decision.reason[1:]}. If you need this access, "
+                "ask your organisation's information-governance lead.",
+            )
+        return Authorized(subject, claims, decision, request_id)
+
+    dependency.__name__ = f"authorize_{action.replace('.', '_')}"
+    dependency.action = action  # type: ignore[attr-defined]
+    return dependency

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from hub.api.deps import get_hub
+from hub.api.deps import Authorized, authorize, get_hub
 from hub.api.multipart import MultipartFile, ThreadPipe
 from hub.errors import NotFound, PayloadTooLarge
 from hub.models import UploadRow
@@ -19,6 +19,10 @@ from hub.services import Hub
 
 router = APIRouter(prefix="/v1", tags=["uploads"])
 HubDep = Annotated[Hub, Depends(get_hub)]
+CreateAuth = Annotated[Authorized, Depends(authorize("upload.create"))]
+ListAuth = Annotated[Authorized, Depends(authorize("upload.list"))]
+ReadAuth = Annotated[Authorized, Depends(authorize("upload.read"))]
+WithdrawAuth = Annotated[Authorized, Depends(authorize("upload.withdraw"))]
 
 # Multipart framing adds a few hundred bytes around the file.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -47,7 +51,7 @@ class WithdrawRequest(BaseModel):
     },
 )
 async def upload_extract(
-    agreement_id: str, dataset: str, request: Request, hub: HubDep
+    agreement_id: str, dataset: str, request: Request, hub: HubDep, _auth: CreateAuth
 ) -> dict[str, Any]:
     """Upload one extract (CSV, Excel .xlsx or Parquet) as multipart field ``file``.
 
@@ -74,7 +78,9 @@ async def upload_extract(
 
 
 @router.get("/agreements/{agreement_id}/datasets/{dataset}/uploads")
-def list_uploads(agreement_id: str, dataset: str, hub: HubDep) -> list[dict[str, Any]]:
+def list_uploads(
+    agreement_id: str, dataset: str, hub: HubDep, _auth: ListAuth
+) -> list[dict[str, Any]]:
     hub.agreements.get(agreement_id)  # 404 for an unknown agreement
     with hub.engine.connect() as connection:
         receipts = connection.execute(
@@ -90,7 +96,7 @@ def list_uploads(agreement_id: str, dataset: str, hub: HubDep) -> list[dict[str,
 
 
 @router.get("/uploads/{upload_id}")
-def get_upload(upload_id: str, hub: HubDep) -> dict[str, Any]:
+def get_upload(upload_id: str, hub: HubDep, _auth: ReadAuth) -> dict[str, Any]:
     with hub.engine.connect() as connection:
         receipt = connection.execute(
             select(UploadRow.receipt).where(
@@ -104,7 +110,10 @@ def get_upload(upload_id: str, hub: HubDep) -> dict[str, Any]:
 
 @router.post("/uploads/{upload_id}/withdraw")
 def withdraw_upload(
-    upload_id: str, hub: HubDep, request: Annotated[WithdrawRequest | None, Body()] = None
+    upload_id: str,
+    hub: HubDep,
+    _auth: WithdrawAuth,
+    request: Annotated[WithdrawRequest | None, Body()] = None,
 ) -> dict[str, Any]:
     """Delete every row of an upload; the receipt is kept, marked withdrawn."""
     return hub.ingestor.withdraw(upload_id, reason=request.reason if request else None)

@@ -15,11 +15,14 @@ from agreements import example_paths, load_agreement, sign
 from agreements.signing import key_id_for
 from hub.api.app import create_app
 from hub.services import Hub
+from tests.conftest import Tokens
 
 
 @pytest.fixture
-def client(hub: Hub) -> Iterator[TestClient]:
+def client(hub: Hub, tokens: Tokens) -> Iterator[TestClient]:
+    # The hub's operator registers and suspends agreements (and may read them).
     with TestClient(create_app(hub=hub)) as test_client:
+        test_client.headers.update(tokens.headers("hub_admin", "hub-operator"))
         yield test_client
 
 

@@ -5,17 +5,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.adapters.adapter_extracts import extract_csv
 from typer.testing import CliRunner
 
+from hub.auth.clients import ClientStore
 from hub.cli import app
+from hub.services import Hub
+from tests.adapters.adapter_extracts import extract_csv
 from tests.conftest import HubProcess
 from tests.hub.helpers import AGREEMENT, POLICE
 
 runner = CliRunner()
 
 
-def test_upload_prints_a_receipt_and_is_idempotent(hub_process: HubProcess, tmp_path: Path) -> None:
+def credentials(hub: Hub, role: str, organisation: str) -> dict[str, str]:
+    """A real client for ``role`` of ``organisation``, as the CLI reads it from the environment."""
+    client, secret = ClientStore(hub.engine).create(organisation=organisation, role=role)
+    assert secret is not None
+    return {"HUB_CLIENT_ID": client.client_id, "HUB_CLIENT_SECRET": secret}
+
+
+def test_upload_prints_a_receipt_and_is_idempotent(
+    hub: Hub, hub_process: HubProcess, tmp_path: Path
+) -> None:
+    env = credentials(hub, "data_officer", "met-police")
     extract = tmp_path / "police-2026-10.csv"
     extract.write_bytes(extract_csv(POLICE, {"police_person_id": "P1"}, {"police_person_id": "P2"}))
     args = [
@@ -28,18 +40,19 @@ def test_upload_prints_a_receipt_and_is_idempotent(hub_process: HubProcess, tmp_
         "--hub-url",
         hub_process.url,
     ]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, env=env, args=args)
     assert result.exit_code == 0, result.output
     assert "rows_accepted" in result.output and "Upload receipt" in result.output
 
-    again = runner.invoke(app, [*args, "--json"])
+    again = runner.invoke(app, env=env, args=[*args, "--json"])
     assert again.exit_code == 0, again.output
     receipt = json.loads(again.stdout)
     assert receipt["rows_accepted"] == 2
 
     listed = runner.invoke(
         app,
-        [
+        env=env,
+        args=[
             "uploads",
             "list",
             "--agreement",
@@ -54,7 +67,8 @@ def test_upload_prints_a_receipt_and_is_idempotent(hub_process: HubProcess, tmp_
 
     withdrawn = runner.invoke(
         app,
-        [
+        env=env,
+        args=[
             "uploads",
             "withdraw",
             receipt["upload_id"],
@@ -69,13 +83,15 @@ def test_upload_prints_a_receipt_and_is_idempotent(hub_process: HubProcess, tmp_
 
 
 def test_a_refused_upload_exits_non_zero_with_the_hubs_reason(
-    hub_process: HubProcess, tmp_path: Path
+    hub: Hub, hub_process: HubProcess, tmp_path: Path
 ) -> None:
+    env = credentials(hub, "data_officer", "met-police")
     extract = tmp_path / "police.csv"
     extract.write_bytes(extract_csv(POLICE, drop=("offence_datetime_from",)))
     result = runner.invoke(
         app,
-        [
+        env=env,
+        args=[
             "upload",
             str(extract),
             "--agreement",
@@ -90,21 +106,27 @@ def test_a_refused_upload_exits_non_zero_with_the_hubs_reason(
     assert "offence_datetime_from" in result.output
 
 
-def test_agreements_commands(hub_process: HubProcess) -> None:
-    listed = runner.invoke(app, ["agreements", "list", "--hub-url", hub_process.url])
+def test_agreements_commands(hub: Hub, hub_process: HubProcess) -> None:
+    env = credentials(hub, "hub_admin", "hub-operator")
+    listed = runner.invoke(app, env=env, args=["agreements", "list", "--hub-url", hub_process.url])
     assert listed.exit_code == 0, listed.output
     assert "london-vru-partnership" in listed.output
     shown = runner.invoke(
-        app, ["agreements", "show", "london-vru-partnership", "--hub-url", hub_process.url]
+        app,
+        env=env,
+        args=["agreements", "show", "london-vru-partnership", "--hub-url", hub_process.url],
     )
     assert '"linkage_domain": "london-vru"' in shown.output
     odrl = runner.invoke(
-        app, ["agreements", "odrl", "cardiff-model-ae-police", "--hub-url", hub_process.url]
+        app,
+        env=env,
+        args=["agreements", "odrl", "cardiff-model-ae-police", "--hub-url", hub_process.url],
     )
     assert '"@type": "Agreement"' in odrl.output
     suspended = runner.invoke(
         app,
-        [
+        env=env,
+        args=[
             "agreements",
             "suspend",
             "cardiff-model-ae-police",
@@ -115,7 +137,9 @@ def test_agreements_commands(hub_process: HubProcess) -> None:
         ],
     )
     assert "suspended" in suspended.output
-    missing = runner.invoke(app, ["agreements", "show", "nope", "--hub-url", hub_process.url])
+    missing = runner.invoke(
+        app, env=env, args=["agreements", "show", "nope", "--hub-url", hub_process.url]
+    )
     assert missing.exit_code == 1
 
 

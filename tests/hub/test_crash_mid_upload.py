@@ -12,7 +12,7 @@ import httpx
 
 from hub.services import Hub
 from synth import generate_police_extract
-from tests.conftest import HubProcess
+from tests.conftest import HubProcess, Tokens
 from tests.hub.helpers import AGREEMENT, POLICE, stored_counts
 
 BOUNDARY = "----vru-hub-test-boundary"
@@ -35,7 +35,7 @@ def multipart_body(path: Path, pause: threading.Event, after_bytes: int) -> Iter
 
 
 def test_sigkill_mid_upload_leaves_no_partial_data(
-    hub: Hub, hub_process: HubProcess, tmp_path: Path
+    hub: Hub, hub_process: HubProcess, tmp_path: Path, tokens: Tokens
 ) -> None:
     extract = tmp_path / "police.csv"
     generate_police_extract(extract, 300_000, seed=11)
@@ -48,7 +48,10 @@ def test_sigkill_mid_upload_leaves_no_partial_data(
             outcome["response"] = httpx.post(
                 f"{hub_process.url}/v1/agreements/{AGREEMENT}/datasets/{POLICE}/uploads",
                 content=multipart_body(extract, pause, after_bytes=size * 2 // 3),
-                headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"},
+                headers={
+                    "content-type": f"multipart/form-data; boundary={BOUNDARY}",
+                    **tokens.headers("data_officer", "met-police"),
+                },
                 timeout=120,
             )
         except httpx.HTTPError as error:
@@ -71,7 +74,10 @@ def test_sigkill_mid_upload_leaves_no_partial_data(
     restarted.start()
     try:
         assert stored_counts(hub.engine) == (0, 0, 0)
-        listed = httpx.get(f"{restarted.url}/v1/agreements/{AGREEMENT}/datasets/{POLICE}/uploads")
+        listed = httpx.get(
+            f"{restarted.url}/v1/agreements/{AGREEMENT}/datasets/{POLICE}/uploads",
+            headers=tokens.headers("data_officer", "met-police"),
+        )
         assert listed.json() == []
         small = tmp_path / "police-small.csv"
         generate_police_extract(small, 1_000, seed=12)
@@ -79,6 +85,7 @@ def test_sigkill_mid_upload_leaves_no_partial_data(
             response = httpx.post(
                 f"{restarted.url}/v1/agreements/{AGREEMENT}/datasets/{POLICE}/uploads",
                 files={"file": (small.name, handle)},
+                headers=tokens.headers("data_officer", "met-police"),
                 timeout=60,
             )
         assert response.status_code == 201, response.text

@@ -13,7 +13,7 @@ from adapters.schema import load_schemas
 from hub.client import HubClient
 from hub.services import Hub
 from synth import generate
-from tests.conftest import HubProcess
+from tests.conftest import AgencyAuth, HubProcess, Tokens
 from tests.hub.helpers import AGREEMENT
 
 # Shorter values (two- and three-letter forenames) are too likely to occur by chance in binary
@@ -68,7 +68,7 @@ def sqlite_bytes(hub: Hub) -> str:
 
 
 def test_no_identifier_is_stored_logged_or_returned(
-    hub: Hub, hub_process: HubProcess, tmp_path: Path
+    hub: Hub, hub_process: HubProcess, tmp_path: Path, tokens: Tokens
 ) -> None:
     summary = generate(tmp_path / "extracts", scale=0.05, seed=7)
     # The registered agreements name places and parties ("St Thomas'", "Lewisham"): a value
@@ -76,7 +76,7 @@ def test_no_identifier_is_stored_logged_or_returned(
     before = table_dumps(hub)
     before_raw = sqlite_bytes(hub) if hub.engine.dialect.name == "sqlite" else ""
     responses: list[str] = []
-    with HubClient(hub_process.url) as client:
+    with HubClient(hub_process.url, auth=AgencyAuth(tokens)) as client:
         for dataset, path in summary.files.items():
             receipt = client.upload(path, agreement_id=AGREEMENT, dataset=dataset)
             assert receipt["rows_accepted"] > 0, (dataset, receipt["issue_counts"])

@@ -14,17 +14,20 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi.testclient import TestClient
-from tests.adapters.adapter_extracts import NHS, extract_csv
 
 from hub.api.app import create_app
 from hub.services import Hub
 from hub.signing import verify_signed_document
+from tests.adapters.adapter_extracts import NHS, extract_csv
+from tests.conftest import AgencyAuth, Tokens
 from tests.hub.helpers import AGREEMENT, POLICE, post_extract, stored_counts
 
 
 @pytest.fixture
-def client(hub: Hub) -> Iterator[TestClient]:
+def client(hub: Hub, tokens: Tokens) -> Iterator[TestClient]:
+    # Each request goes as the data officer of the agency that provides its dataset.
     with TestClient(create_app(hub=hub)) as test_client:
+        test_client.auth = AgencyAuth(tokens)
         yield test_client
 
 
@@ -221,10 +224,11 @@ def test_a_column_the_agreement_does_not_list_is_refused(client: TestClient, hub
     assert unlisted[0] in response.json()["error"]["message"]
 
 
-def test_a_file_over_the_size_limit_is_refused(hub: Hub) -> None:
+def test_a_file_over_the_size_limit_is_refused(hub: Hub, tokens: Tokens) -> None:
     hub.settings.max_upload_bytes = 2_000
     hub.ingestor._max_upload_bytes = 2_000
     with TestClient(create_app(hub=hub)) as client:
+        client.auth = AgencyAuth(tokens)
         response = post_extract(client, police_csv(40))
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "file_too_large"
@@ -232,23 +236,27 @@ def test_a_file_over_the_size_limit_is_refused(hub: Hub) -> None:
 
 
 def test_unknown_agreement_dataset_and_inactive_agreements_are_refused(
-    client: TestClient, hub: Hub
+    client: TestClient, hub: Hub, tokens: Tokens
 ) -> None:
     data = police_csv(2)
     assert post_extract(client, data, agreement="no-such-agreement").status_code == 404
-    assert post_extract(client, data, dataset="no_such_dataset").status_code == 404
+    # The policy engine refuses what no active agreement covers, and says why.
+    unknown = post_extract(client, data, dataset="no_such_dataset")
+    assert unknown.status_code == 403
+    assert "does not cover dataset no_such_dataset" in unknown.json()["error"]["message"]
     draft = post_extract(
         client, data, agreement="southwark-yjs-exclusions", dataset="youth_justice"
     )
-    assert draft.status_code == 409
-    assert (
-        "not active" in draft.json()["error"]["message"]
-        or "is " in draft.json()["error"]["message"]
+    assert draft.status_code == 403
+    assert "southwark-yjs-exclusions is draft" in draft.json()["error"]["message"]
+    client.post(
+        f"/v1/agreements/{AGREEMENT}/suspend",
+        json={"reason": "breach under review"},
+        headers=tokens.headers("hub_admin", "hub-operator"),
     )
-    client.post(f"/v1/agreements/{AGREEMENT}/suspend", json={"reason": "breach under review"})
     suspended = post_extract(client, data)
-    assert suspended.status_code == 409
-    assert "suspended" in suspended.json()["error"]["message"]
+    assert suspended.status_code == 403
+    assert f"{AGREEMENT} is suspended" in suspended.json()["error"]["message"]
     assert stored_counts(hub.engine) == (0, 0, 0)
 
 
