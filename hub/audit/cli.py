@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 audit_app = typer.Typer(
     help="The audit log: export, checkpoint, key, verify.", no_args_is_help=True
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _local_hub() -> Hub:
@@ -113,8 +113,11 @@ def verify(
     extra = result.events_read - result.size
     console.print(
         f"OK: {result.size} events match the checkpoint"
-        + (f", consistent with the previous checkpoint at {result.previous_size}" if
-           result.previous_size is not None else "")
+        + (
+            f", consistent with the previous checkpoint at {result.previous_size}"
+            if result.previous_size is not None
+            else ""
+        )
         + (f"; {extra} later events are not covered by it" if extra > 0 else "")
         + "."
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Connection, Engine, insert, select, tuple_
+from sqlalchemy import Connection, Engine, and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from hub.audit import merkle, notes
@@ -62,8 +62,9 @@ def read_nodes(connection: Connection, wanted: set[merkle.Node]) -> dict[merkle.
     if not wanted:
         return {}
     rows = connection.execute(
+        # An OR of primary-key lookups: both databases answer it from the index.
         select(tree_nodes.c.level, tree_nodes.c.idx, tree_nodes.c.hash).where(
-            tuple_(tree_nodes.c.level, tree_nodes.c.idx).in_(sorted(wanted))
+            or_(*(and_(tree_nodes.c.level == lv, tree_nodes.c.idx == i) for lv, i in wanted))
         )
     )
     found = {(int(lv), int(i)): bytes(h) for lv, i, h in rows}

@@ -57,7 +57,7 @@ def verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
 
 def parse_verifier_key(text: str) -> tuple[str, Ed25519PublicKey]:
     """``(name, public key)`` from a verifier key string."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)
     if len(parts) != 3:
         raise NoteError("a verifier key is <name>+<hex key hash>+<base64 key>")
     name, hash_hex, encoded = parts

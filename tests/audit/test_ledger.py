@@ -138,7 +138,7 @@ def test_an_export_verifies_offline_and_each_tampering_names_the_first_bad_event
         assert failure.index == 12, (position, str(failure))
     # Deleted, reordered, inserted.
     assert fails(lines[:4] + lines[5:]).index == 4
-    assert fails(lines[:3] + [lines[4], lines[3]] + lines[5:]).index == 3
+    assert fails([*lines[:3], lines[4], lines[3], *lines[5:]]).index == 3
     extra = json.loads(lines[2])
     assert fails([*lines[:2], json.dumps(extra) + "\n", *lines[2:]]).index == 3
     assert fails(lines[:20]).index == 20
@@ -188,7 +188,7 @@ def test_the_database_refuses_updates_and_deletes(ledger: Hub, signer: NoteSigne
     make_checkpoint(ledger.engine, signer)
     for statement in (
         "UPDATE audit_events SET reason = 'x' WHERE \"index\" = 1",
-        "DELETE FROM audit_events WHERE \"index\" = 2",
+        'DELETE FROM audit_events WHERE "index" = 2',
         "UPDATE audit_tree_nodes SET hash = hash WHERE level = 0",
         "DELETE FROM audit_tree_nodes",
         "DELETE FROM audit_checkpoints",
@@ -201,14 +201,14 @@ def test_the_database_refuses_updates_and_deletes(ledger: Hub, signer: NoteSigne
 
 TAMPERING = {
     "edited": ["UPDATE audit_events SET decision = 'allow' WHERE \"index\" = 5"],
-    "deleted": ["DELETE FROM audit_events WHERE \"index\" = 6"],
+    "deleted": ['DELETE FROM audit_events WHERE "index" = 6'],
     "reordered": [
-        "UPDATE audit_events SET \"index\" = -1 WHERE \"index\" = 7",
-        "UPDATE audit_events SET \"index\" = 7 WHERE \"index\" = 8",
-        "UPDATE audit_events SET \"index\" = 8 WHERE \"index\" = -1",
+        'UPDATE audit_events SET "index" = -1 WHERE "index" = 7',
+        'UPDATE audit_events SET "index" = 7 WHERE "index" = 8',
+        'UPDATE audit_events SET "index" = 8 WHERE "index" = -1',
     ],
     "inserted": [
-        "INSERT INTO audit_events (\"index\", occurred_at, action, decision, reason) "
+        'INSERT INTO audit_events ("index", occurred_at, action, decision, reason) '
         "VALUES (12, '2026-03-01 10:00:00', 'upload.create', 'allow', 'forged')"
     ],
     "edited-with-its-leaf": [
@@ -264,7 +264,7 @@ def test_an_event_inserted_with_sql_is_not_in_the_tree(ledger: Hub, signer: Note
     with ledger.engine.begin() as connection:
         connection.execute(
             text(
-                "INSERT INTO audit_events (\"index\", occurred_at, action, decision, reason) "
+                'INSERT INTO audit_events ("index", occurred_at, action, decision, reason) '
                 "VALUES (3, '2026-03-01 10:00:00', 'upload.create', 'allow', 'forged')"
             )
         )
@@ -272,5 +272,5 @@ def test_an_event_inserted_with_sql_is_not_in_the_tree(ledger: Hub, signer: Note
         verify_database(ledger.engine, signer.name, signer.public_key)
     assert raised.value.index == 3
     # And the next real append cannot take its place.
-    with pytest.raises(DBAPIError), ledger.engine.begin() as connection:
-        append_event(connection, AuditEvent("x", "allow", "r"))
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), ledger.engine.begin() as c:
+        append_event(c, AuditEvent("x", "allow", "r"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -40,9 +40,7 @@ def test_inclusion_vectors(path: Path) -> None:
 
 
 @needs_vectors
-@pytest.mark.parametrize(
-    "path", _cases("consistency"), ids=lambda p: f"{p.parent.name}/{p.stem}"
-)
+@pytest.mark.parametrize("path", _cases("consistency"), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_consistency_vectors(path: Path) -> None:
     case = json.loads(path.read_text())
     proof = [_b64(p) for p in case["proof"] or []]
@@ -73,7 +71,7 @@ def _k(n: int) -> int:
     return k
 
 
-@lru_cache(maxsize=None)
+@cache
 def mth(start: int, end: int) -> bytes:
     n = end - start
     if n == 0:

@@ -43,9 +43,6 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("size", name=op.f("pk_audit_checkpoints")),
     )
-    op.create_index("ix_audit_events_occurred_at", "audit_events", ["occurred_at"])
-    op.create_index("ix_audit_events_actor", "audit_events", ["actor"])
-    op.create_index("ix_audit_events_agreement_id", "audit_events", ["agreement_id"])
     _backfill()
     if op.get_bind().dialect.name == "postgresql":
         _postgres_append_only()
@@ -122,9 +119,6 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
     if bind.dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS audit_append_only()")
-    op.drop_index("ix_audit_events_agreement_id", table_name="audit_events")
-    op.drop_index("ix_audit_events_actor", table_name="audit_events")
-    op.drop_index("ix_audit_events_occurred_at", table_name="audit_events")
     op.drop_table("audit_checkpoints")
     op.drop_table("audit_tree_state")
     op.drop_table("audit_tree_nodes")
