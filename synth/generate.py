@@ -12,6 +12,7 @@ from pathlib import Path
 
 from synth import records
 from synth.errors import ERROR_RATES, MISSING_RATES
+from synth.identifiers import IssuedIdentifiers
 from synth.layouts import DATASETS, load_layouts
 from synth.population import Person, build_population
 from synth.records import Context, Record
@@ -116,8 +117,11 @@ def synthesise(
     end = _add_months(start, months)
     span = (end - start).days
     mid = start + timedelta(days=span // 2)
-    people = build_population(rng, max(50, round(POPULATION_PER_SCALE * scale)), start, TWIN_RATE)
-    ctx = Context(rng, start, end)
+    issued = IssuedIdentifiers()
+    people = build_population(
+        rng, max(50, round(POPULATION_PER_SCALE * scale)), start, TWIN_RATE, issued
+    )
+    ctx = Context(rng, start, end, issued)
     out = Synthesis(people)
     earliest: dict[str, date] = {}
 

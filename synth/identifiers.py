@@ -4,6 +4,7 @@ letter), probation CRNs and prison (NOMS) numbers."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 _UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"  # 23 letters: DfE check-letter alphabet (no I O S)
 _PNC_LETTERS = "ZABCDEFGHJKLMNPQRTUVWXY"  # PNC check character for (year*10^7 + serial) mod 23
@@ -72,3 +73,22 @@ def random_noms(rng: random.Random) -> str:
     return (
         f"{rng.choice('AG')}{rng.randrange(10_000):04d}{rng.choice(letters)}{rng.choice(letters)}"
     )
+
+
+class IssuedIdentifiers:
+    """Real identifiers are unique per person; random draws are not (a few hundred thousand
+    people drawn from the 999 test range of NHS numbers share thousands). Every identifier a
+    generation hands out goes through ``unique``, which draws again on a clash."""
+
+    def __init__(self) -> None:
+        self._issued: set[str] = set()
+
+    def unique(self, draw: Callable[[], str]) -> str:
+        for _ in range(1_000):
+            value = draw()
+            if value not in self._issued:
+                self._issued.add(value)
+                return value
+        raise RuntimeError(
+            "the synthetic identifier space is nearly exhausted; generate at a smaller scale"
+        )

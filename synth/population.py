@@ -6,9 +6,10 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 
 from synth.geography import BOROUGHS, GSS_CODES, random_borough, random_postcode
-from synth.identifiers import random_nhs_number, random_upn
+from synth.identifiers import IssuedIdentifiers, random_nhs_number, random_upn
 from synth.names import FEMALE_FORENAMES, MALE_FORENAMES, SURNAMES
 
 # (label, ONS 5 group, police self-defined 16+1, police officer-defined IC, NHS ethnic category,
@@ -80,7 +81,13 @@ def _random_dob(rng: random.Random, start: date, age: int) -> date:
     return latest - timedelta(days=rng.randrange(365))
 
 
-def build_population(rng: random.Random, size: int, start: date, twin_rate: float) -> list[Person]:
+def build_population(
+    rng: random.Random,
+    size: int,
+    start: date,
+    twin_rate: float,
+    issued: IssuedIdentifiers,
+) -> list[Person]:
     people: list[Person] = []
     band_weights = [b[2] for b in _AGE_BANDS]
     while len(people) < size:
@@ -96,7 +103,7 @@ def build_population(rng: random.Random, size: int, start: date, twin_rate: floa
         upn = None
         if 4 <= age <= 24:
             entry_year = dob.year + 5 if dob.month < 9 else dob.year + 6
-            upn = random_upn(rng, BOROUGHS[borough][1], entry_year)
+            upn = issued.unique(partial(random_upn, rng, BOROUGHS[borough][1], entry_year))
         risk = math.exp(rng.gauss(0.0, 1.0)) * risk_mult
         person = Person(
             person_id=f"P{len(people) + 1:07d}",
@@ -107,18 +114,20 @@ def build_population(rng: random.Random, size: int, start: date, twin_rate: floa
             postcode=postcode,
             previous_postcode=random_postcode(rng, prev_borough),
             borough=borough,
-            nhs_number=random_nhs_number(rng),
+            nhs_number=issued.unique(partial(random_nhs_number, rng)),
             upn=upn,
             ethnicity=rng.choices(range(len(ETHNICITIES)), weights=_ETH_WEIGHTS)[0],
             risk=risk,
         )
         people.append(person)
         if rng.random() < twin_rate and len(people) < size:
-            people.append(_twin_of(rng, person, len(people) + 1, start))
+            people.append(_twin_of(rng, person, len(people) + 1, issued))
     return people
 
 
-def _twin_of(rng: random.Random, sibling: Person, number: int, start: date) -> Person:
+def _twin_of(
+    rng: random.Random, sibling: Person, number: int, issued: IssuedIdentifiers
+) -> Person:
     sex = rng.choice(("male", "female"))
     pool = MALE_FORENAMES if sex == "male" else FEMALE_FORENAMES
     same_initial = [n for n in pool if n[0] == sibling.forename[0] and n != sibling.forename]
@@ -129,7 +138,8 @@ def _twin_of(rng: random.Random, sibling: Person, number: int, start: date) -> P
     upn = None
     if sibling.upn is not None:
         entry_year = 2000 + int(sibling.upn[8:10])
-        upn = random_upn(rng, sibling.upn[1:4], entry_year)
+        la_code = sibling.upn[1:4]
+        upn = issued.unique(partial(random_upn, rng, la_code, entry_year))
     return Person(
         person_id=f"P{number:07d}",
         forename=forename,
@@ -139,7 +149,7 @@ def _twin_of(rng: random.Random, sibling: Person, number: int, start: date) -> P
         postcode=sibling.postcode,
         previous_postcode=sibling.previous_postcode,
         borough=sibling.borough,
-        nhs_number=random_nhs_number(rng),
+        nhs_number=issued.unique(partial(random_nhs_number, rng)),
         upn=upn,
         ethnicity=sibling.ethnicity,
         risk=sibling.risk * math.exp(rng.gauss(0.0, 0.3)),

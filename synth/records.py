@@ -6,10 +6,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 
 from synth.errors import RecordedIdentity, is_missing, record_identity
 from synth.geography import BOROUGHS, ED_SITES, GSS_CODES, random_borough
-from synth.identifiers import random_crn, random_noms, random_pnc_id
+from synth.identifiers import IssuedIdentifiers, random_crn, random_noms, random_pnc_id
 from synth.population import ETHNICITIES, Person
 
 Row = dict[str, str]
@@ -122,6 +123,7 @@ class Context:
     rng: random.Random
     start: date
     end: date  # exclusive
+    issued: IssuedIdentifiers = field(default_factory=IssuedIdentifiers)
     counters: dict[str, int] = field(default_factory=dict)
 
     def next_id(self, name: str) -> int:
@@ -166,7 +168,8 @@ def _identity(
 def _pnc(ctx: Context, person: Person, event: date) -> str:
     if person.pnc_id is None:
         first_arrest = max(person.dob.year + 10, event.year - ctx.rng.randrange(0, 8))
-        person.pnc_id = random_pnc_id(ctx.rng, min(first_arrest, event.year))
+        year = min(first_arrest, event.year)
+        person.pnc_id = ctx.issued.unique(partial(random_pnc_id, ctx.rng, year))
     return person.pnc_id
 
 
@@ -736,11 +739,11 @@ def probation(ctx: Context, person: Person, event: date) -> Record:
     rng = ctx.rng
     ident, eligible = _identity(ctx, "probation", person)
     if person.crn is None:
-        person.crn = random_crn(rng)
+        person.crn = ctx.issued.unique(partial(random_crn, rng))
     sentence = rng.choices(_SENTENCES, weights=(40, 25, 25, 5, 5))[0]
     custodial = sentence in ("licence", "post_sentence_supervision", "custody_pre_release")
     if custodial and person.noms is None:
-        person.noms = random_noms(rng)
+        person.noms = ctx.issued.unique(partial(random_noms, rng))
     code, _, group = _offence_for_justice(rng)
     expected_end = event + timedelta(days=rng.randrange(180, 1100))
     terminated = rng.random() < 0.1
