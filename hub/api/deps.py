@@ -145,6 +145,9 @@ RESOURCES: dict[str, ResourceBuilder] = {
     "upload.read": lambda hub, c, path: _upload(hub, c, path["upload_id"]),
     "upload.withdraw": lambda hub, c, path: _upload(hub, c, path["upload_id"]),
     "keys.read": lambda hub, c, path: Resource(kind="key"),
+    "audit.read": lambda hub, c, path: Resource(
+        kind="audit", organisation=path.get("organisation")
+    ),
     "client.list": lambda hub, c, path: Resource(kind="client"),
     "client.create": lambda hub, c, path: Resource(kind="client"),
     "client.revoke": lambda hub, c, path: Resource(kind="client", id=path.get("client_id")),
@@ -214,6 +217,8 @@ def authorize(action: str) -> Callable[[Request], Authorized]:
         identity = get_identity(request)
         request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
         path = {k: str(v) for k, v in request.path_params.items()}
+        if "organisation" in request.query_params:  # e.g. audit.read?organisation=
+            path.setdefault("organisation", request.query_params["organisation"])
         where = request.url.path[:300]
         token = _bearer(request)
         if token is None:

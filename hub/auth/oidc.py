@@ -44,7 +44,9 @@ class ExternalIssuer:
         organisation_claim: str = "organisation",
         role_map: Mapping[str, str] | None = None,
         timeout: float = 5.0,
+        refetch_interval: float = REFETCH_INTERVAL_SECONDS,
     ) -> None:
+        self.refetch_interval = refetch_interval
         self.issuer = issuer.rstrip("/")
         self.audience = audience
         self._jwks_url = jwks_url
@@ -86,7 +88,7 @@ class ExternalIssuer:
         with self._lock:
             keys = self._keys or self._fetch()
             known = {key.kid for key in keys.keys}
-            stale = time.monotonic() - self._fetched_at > REFETCH_INTERVAL_SECONDS
+            stale = time.monotonic() - self._fetched_at >= self.refetch_interval
             if kid not in known and stale:
                 keys = self._fetch()
             return keys

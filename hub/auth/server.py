@@ -26,7 +26,8 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from joserfc import jwk
+from joserfc import jwk, jwt
+from joserfc.errors import JoseError
 from sqlalchemy import Engine
 
 from hub.audit import AuditEvent, append_event
@@ -40,6 +41,7 @@ BAD_CLIENT = (
     "client id and secret (HUB_CLIENT_ID / HUB_CLIENT_SECRET) or ask the hub's operator."
 )
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
+ASSERTION_ALGORITHMS = ["Ed25519", "ES256", "RS256", "PS256"]
 
 
 class HubOAuthClient(ClientMixin):  # type: ignore[misc]
@@ -151,6 +153,15 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
                 return False
             self._seen[key] = float(claims.get("exp", now + 600)) + 60
         return True
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        # authlib's default decodes with joserfc's "recommended" list, which lacks Ed25519.
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
+        except JoseError:
+            raise InvalidClientError(description=BAD_CLIENT) from None
+        self.verify_claims(token.claims)
+        return token.claims
 
     def resolve_client_public_key(self, client: HubOAuthClient) -> jwk.Key:
         if not client.client.public_jwk:
