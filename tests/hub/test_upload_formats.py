@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from hub.api.app import create_app
 from hub.services import Hub
-from tests.adapters.adapter_extracts import extract_rows
+from tests.adapters.adapter_extracts import extract_csv, extract_rows
 from tests.conftest import AgencyAuth, Tokens
 from tests.hub.helpers import POLICE, post_extract, stored_counts
 
@@ -74,3 +75,25 @@ def test_a_csv_renamed_to_xlsx_is_refused(client: TestClient, hub: Hub) -> None:
     response = post_extract(client, b"a,b\n1,2\n", filename="extract.xlsx")
     assert response.status_code == 422
     assert stored_counts(hub.engine) == (0, 0, 0)
+
+
+def test_two_files_in_one_upload_store_nothing(client: TestClient, hub: Hub) -> None:
+    good = extract_csv(POLICE)
+    response = client.post(
+        "/v1/agreements/london-vru-partnership/datasets/police_violence_offences/uploads",
+        files=[("file", ("a.csv", good)), ("file", ("b.csv", good))],
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "several_files"
+    assert stored_counts(hub.engine) == (0, 0, 0)
+
+
+def test_a_compressed_file_named_csv_is_refused_and_a_path_in_the_name_is_ignored(
+    client: TestClient, hub: Hub
+) -> None:
+    good = extract_csv(POLICE)
+    assert post_extract(client, gzip.compress(good)).status_code == 422
+    assert stored_counts(hub.engine) == (0, 0, 0)
+    response = post_extract(client, good, filename="../../etc/police.csv")
+    assert response.status_code == 201
+    assert "etc" not in response.text
