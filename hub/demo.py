@@ -88,23 +88,45 @@ def register_examples(hub: Hub, keys_dir: Path) -> list[str]:
 
 
 def write_demo_credentials(hub: Hub) -> Path:
-    """Who the demo's users are. Until the identity issue lands, a list of orgs and roles."""
+    """Create one real OAuth client per demo role and organisation; write ids and secrets.
+
+    The file (mode 0600) is the only place the secrets are kept: the database holds their
+    scrypt hashes. Running the demo again reuses the file and the clients in it.
+    """
+    from hub.auth.clients import ClientStore
+
+    path = hub.settings.data_dir / "demo-credentials.json"
+    if path.exists():
+        return path
     agreement = hub.agreements.get(DEMO_AGREEMENT)
-    users = [{"organisation": "hub-operator", "role": "hub_admin"}]
-    users.append({"organisation": "partnership", "role": "ig_lead"})
+    wanted = [("hub-operator", "hub_admin"), ("partnership", "ig_lead")]
     for party in agreement.parties:
         if party.has_role("provider"):
-            users.append({"organisation": party.id, "role": "data_officer"})
+            wanted.append((party.id, "data_officer"))
         if party.has_role("recipient"):
-            users.append({"organisation": party.id, "role": "analyst"})
-        users.append({"organisation": party.id, "role": "ig_lead"})
-    path = hub.settings.data_dir / "demo-credentials.json"
+            wanted.append((party.id, "analyst"))
+        wanted.append((party.id, "ig_lead"))
+    store = ClientStore(hub.engine)
+    clients = []
+    for organisation, role in wanted:
+        client, secret = store.create(
+            organisation=organisation, role=role, description="demo client"
+        )
+        clients.append(
+            {
+                "organisation": organisation,
+                "role": role,
+                "client_id": client.client_id,
+                "client_secret": secret,
+            }
+        )
     document = {
-        "note": "Placeholder: the hub does not yet issue credentials; every role is listed for "
-        "when it does.",
-        "clients": users,
+        "note": "Demo OAuth clients. Use one as HUB_CLIENT_ID / HUB_CLIENT_SECRET with the hub "
+        "CLI, or get a token: POST /oauth/token (grant_type=client_credentials, HTTP Basic).",
+        "token_endpoint": hub.settings.issuer + "/oauth/token",
+        "clients": clients,
     }
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    _write_private(path, (json.dumps(document, indent=2) + "\n").encode())
     return path
 
 
@@ -135,7 +157,9 @@ def run_demo(*, scale: float, serve: bool, port: int, console: Console) -> None:
         )
     console.print(table)
     credentials = write_demo_credentials(hub)
-    console.print(f"Demo users written to {credentials}")
+    console.print(
+        f"Demo clients (ids and secrets, one per role and organisation) are in {credentials}"
+    )
     if not serve:
         return
     import uvicorn
