@@ -1,0 +1,136 @@
+"""Choose the rows-per-person bound from the data with a small, accounted part of the budget.
+
+Input everywhere: a histogram ``{k: number of persons with k rows}`` for the query's population,
+with k capped at a public maximum (persons with more rows are counted at the maximum).
+Removing one person removes one entry of the underlying vector of rows-per-person, so the DP
+quantile of that vector has d_in = 1 under the symmetric distance.
+
+``dropped_records``, ``bias_and_noise`` and ``best_fixed_bound`` read true data: they are for the
+benchmark and report computed inside the hub, and are never released.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import opendp.prelude as dp
+
+from privacy.dp import accuracy
+
+dp.enable_features("contrib")
+
+
+class BoundError(ValueError):
+    """A histogram or parameter the bound chooser cannot use."""
+
+
+@dataclass(frozen=True)
+class BoundChoice:
+    """The chosen bound (a public candidate) and the privacy it cost."""
+
+    bound: int
+    epsilon_spent: float
+    quantile: float
+    max_rows: int
+    mechanism: str = "exponential_mechanism_quantile"
+
+
+def _check_histogram(histogram: Mapping[int, int], max_rows: int) -> dict[int, int]:
+    if max_rows < 1:
+        raise BoundError("max_rows must be >= 1")
+    out: dict[int, int] = {}
+    for k, n in histogram.items():
+        if int(k) < 1 or int(n) < 0:
+            raise BoundError("histogram keys must be >= 1 rows and counts >= 0 persons")
+        kk = min(int(k), max_rows)
+        out[kk] = out.get(kk, 0) + int(n)
+    return out
+
+
+def choose_bound(
+    histogram: Mapping[int, int],
+    *,
+    epsilon: float,
+    quantile: float = 0.95,
+    max_rows: int = 20,
+) -> BoundChoice:
+    """DP ``quantile`` of rows-per-person over candidates 1..max_rows (OpenDP's exponential-
+    mechanism quantile, calibrated so that map(1) <= epsilon: one person is one value)."""
+    epsilon = accuracy.check_epsilon(epsilon)
+    if not 0 < quantile < 1:
+        raise BoundError("quantile must be strictly between 0 and 1")
+    hist = _check_histogram(histogram, max_rows)
+    ks = np.array(sorted(hist), dtype=np.float64)
+    values = np.repeat(ks, [hist[int(k)] for k in ks])
+    cands = [float(c) for c in range(1, max_rows + 1)]
+    domain = dp.vector_domain(dp.atom_domain(T=dp.f64, nan=False))
+    score = dp.t.make_quantile_score_candidates(domain, dp.symmetric_distance(), cands, quantile)
+    scale = accuracy.privacy_map(score, 1) / epsilon
+    meas = dp.m.make_private_quantile(
+        domain, dp.symmetric_distance(), dp.max_divergence(), cands, quantile, scale
+    )
+    while accuracy.privacy_map(meas, 1) > epsilon:
+        scale = math.nextafter(scale, math.inf) * (1 + 1e-12)
+        meas = dp.m.make_private_quantile(
+            domain, dp.symmetric_distance(), dp.max_divergence(), cands, quantile, scale
+        )
+    bound = int(meas(values))
+    return BoundChoice(bound, accuracy.privacy_map(meas, 1), quantile, max_rows)
+
+
+def dropped_records(histogram: Mapping[int, int], bound: int) -> int:
+    """Records lost by keeping at most ``bound`` rows per person: sum over k > b of (k-b)*n_k.
+
+    With a capped histogram this undercounts for persons above the cap.
+    """
+    if bound < 1:
+        raise BoundError("bound must be >= 1")
+    return sum((k - bound) * n for k, n in histogram.items() if k > bound)
+
+
+def discrete_laplace_mean_abs_error(scale: float) -> float:
+    """E|X| for X ~ discrete Laplace(scale): 2q / (1 - q^2) with q = exp(-1/scale)."""
+    q = math.exp(-1.0 / scale)
+    return 2 * q / (1 - q * q)
+
+
+@dataclass(frozen=True)
+class ErrorEstimate:
+    """Expected absolute error per cell of a count of records at a given bound."""
+
+    bound: int
+    dropped_records: int
+    bias_per_cell: float
+    noise_per_cell: float
+
+    @property
+    def total_per_cell(self) -> float:
+        return self.bias_per_cell + self.noise_per_cell
+
+
+def bias_and_noise(
+    histogram: Mapping[int, int], bound: int, *, epsilon: float, n_cells: int
+) -> ErrorEstimate:
+    """Bias (dropped records averaged over ``n_cells``) plus the mean absolute noise of a
+    count of records at l1 sensitivity ``bound`` and ``epsilon``."""
+    epsilon = accuracy.check_epsilon(epsilon)
+    if n_cells < 1:
+        raise BoundError("n_cells must be >= 1")
+    dropped = dropped_records(histogram, bound)
+    return ErrorEstimate(
+        bound, dropped, dropped / n_cells, discrete_laplace_mean_abs_error(bound / epsilon)
+    )
+
+
+def best_fixed_bound(
+    histogram: Mapping[int, int], *, epsilon: float, n_cells: int, max_rows: int = 20
+) -> ErrorEstimate:
+    """The bound a person with hindsight would pick: least bias + noise per cell."""
+    return min(
+        (bias_and_noise(histogram, b, epsilon=epsilon, n_cells=n_cells)
+         for b in range(1, max_rows + 1)),
+        key=lambda e: e.total_per_cell,
+    )
