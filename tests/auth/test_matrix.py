@@ -195,9 +195,7 @@ def test_authorisation_matrix(api: TestClient, hub: Hub, tokens: Tokens, status:
                 headers["content-type"] = "application/json"
             elif name.endswith("/uploads") and method == "POST":
                 kwargs["files"] = {"file": ("police.csv", extract_csv(POLICE))}
-            elif name.endswith("/suspend"):
-                kwargs["json"] = {"reason": "matrix test"}
-            elif name.endswith("/withdraw"):
+            elif name.endswith("/suspend") or name.endswith("/withdraw"):
                 kwargs["json"] = {"reason": "matrix test"}
             response = api.request(method, url, **kwargs)  # type: ignore[arg-type]
             expected = expect(role, which, status)

@@ -155,7 +155,7 @@ def test_the_token_endpoint_issues_scoped_tokens_and_refuses_other_scopes(
 
 
 def test_wrong_secret_and_unknown_client_look_the_same(api: TestClient, hub: Hub) -> None:
-    client, secret = ClientStore(hub.engine).create(organisation="met-police", role="data_officer")
+    client, _secret = ClientStore(hub.engine).create(organisation="met-police", role="data_officer")
     timings: dict[str, list[float]] = {"wrong": [], "unknown": []}
     bodies = {}
     for _ in range(3):
