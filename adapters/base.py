@@ -28,7 +28,7 @@ from typing import Literal
 
 import polars as pl
 
-from adapters.dates import fast_date_expr, fast_datetime_expr, fill_slow_dates
+from adapters.dates import fill_slow_dates, iso_date_expr, iso_datetime_expr
 from adapters.schema import ExtractSchema, FieldSpec, load_schemas
 from privacy import normalise
 
@@ -317,7 +317,7 @@ class Adapter:
         if is_identifier and spec.type in ("string", "date"):
             # identifier validity is handled with the canonical column (a warning, not an error)
             if spec.type == "date":
-                return fast_date_expr(col), checks
+                return iso_date_expr(col), checks
             valid = _identifier_valid(self._canonical_of(name), spec)
             return (col if valid is None else pl.when(valid).then(col)), checks
         if name == self.sex_source:
@@ -512,13 +512,13 @@ def _typed(spec: FieldSpec, canonical: bool = False) -> tuple[pl.Expr, str, str]
     col = pl.col(spec.name)
     if spec.type == "date":
         return (
-            fast_date_expr(col),
+            iso_date_expr(col),
             "not a date in a recognised format (use YYYY-MM-DD or DD/MM/YYYY)",
             "invalid_date",
         )
     if spec.type == "datetime":
         return (
-            fast_datetime_expr(col),
+            iso_datetime_expr(col),
             "not a date and time in a recognised format (use YYYY-MM-DD HH:MM:SS)",
             "invalid_datetime",
         )

@@ -5,6 +5,12 @@
 ``YYYY-MM-DD``, ``DD/MM/YYYY`` or ISO date-times, so those are parsed here with native polars
 parsing (guarded by a shape regex so a two-digit year never reads as year 0024), and only the
 cells left over are handed to ``privacy.normalise`` (see ``fill_slow_dates``).
+
+Parsing is tiered because polars evaluates every branch of a ``when/then`` chain over the whole
+column: the first pass (``iso_date_expr``/``iso_datetime_expr``) tries only the ISO shape, which
+is one regex and one parse per cell; the other fast shapes and then ``privacy.normalise`` are
+applied by ``fill_slow_dates`` to the few cells left null. Each tier returns the same value as
+the next for the cells it parses, so the result is that of the full chain.
 """
 
 from __future__ import annotations
@@ -18,8 +24,21 @@ from privacy import normalise
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 _UK_DATE = r"^\d{2}/\d{2}/\d{4}$"
 _ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}$"
+_ISO_DATETIME_T = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
 _ISO_DATETIME_MINUTES = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}$"
 _UK_DATETIME_MINUTES = r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}$"
+
+
+def iso_date_expr(text: pl.Expr) -> pl.Expr:
+    """Date for ``YYYY-MM-DD`` only (the first tier); null for anything else."""
+    return pl.when(text.str.contains(_ISO_DATE)).then(text.str.to_date("%Y-%m-%d", strict=False))
+
+
+def iso_datetime_expr(text: pl.Expr) -> pl.Expr:
+    """Datetime(us) for ``YYYY-MM-DDTHH:MM:SS`` only (the first tier); null for anything else."""
+    return pl.when(text.str.contains(_ISO_DATETIME_T)).then(
+        text.str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False, time_unit="us")
+    )
 
 
 def fast_date_expr(text: pl.Expr) -> pl.Expr:
@@ -47,7 +66,7 @@ def fast_datetime_expr(text: pl.Expr) -> pl.Expr:
 
 
 def fill_slow_dates(frame: pl.DataFrame, fields: Iterable[tuple[str, str, str]]) -> pl.DataFrame:
-    """Parse with ``privacy.normalise`` the cells the fast path left null.
+    """Parse the cells the first tier left null: the other fast shapes, then ``privacy.normalise``.
 
     ``fields`` holds (raw column, typed column, "date" | "datetime"). Only the leftover cells are
     parsed, so a clean extract pays nothing and a messy one pays only for its messy cells.
@@ -65,9 +84,13 @@ def fill_slow_dates(frame: pl.DataFrame, fields: Iterable[tuple[str, str, str]])
             continue
         mask = pl.col(raw).is_not_null() & pl.col(typed).is_null()
         where = frame.select(pl.arg_where(mask)).to_series()
-        parse = normalise.date_expr if kind == "date" else normalise.datetime_expr
         target = pl.Date if kind == "date" else pl.Datetime("us")
-        values = frame.filter(mask).select(parse(pl.col(raw)).cast(target)).to_series()
+        text = pl.col(raw)
+        fast = fast_date_expr(text) if kind == "date" else fast_datetime_expr(text)
+        slow = normalise.date_expr(text) if kind == "date" else normalise.datetime_expr(text)
+        values = (
+            frame.filter(mask).select(pl.coalesce(fast.cast(target), slow.cast(target))).to_series()
+        )
         column = frame.get_column(typed).clone()
         column.scatter(where, values)
         replacements.append(column)
