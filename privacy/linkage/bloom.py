@@ -38,13 +38,21 @@ from cryptography.hazmat.primitives.hmac import HMAC
 
 from privacy.keys import derive_key
 from privacy.linkage.cascade import STRONG_SPACES, fingerprints
-from privacy.normalise import first_forename_expr, name_expr, postcode_expr, surname_compact_expr
+from privacy.normalise import (
+    first_forename_expr,
+    name_expr,
+    postcode_district_expr,
+    postcode_expr,
+    surname_compact_expr,
+)
 
 __all__ = [
     "BLOCK_PURPOSE",
     "BLOOM_PURPOSE",
     "BloomEncoder",
     "BloomLinks",
+    "ANCHOR_PASSES",
+    "anchor_cascade",
     "anchor_link",
     "bloom_link",
     "dice",
@@ -114,6 +122,17 @@ class BloomEncoder:
         packed: U8 = np.packbits(bits, axis=1)[inverse]
         return packed
 
+    def _keyed(self, messages: pl.Series, label: bytes) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for message in messages.to_list():
+            if message is None:
+                out.append(None)
+                continue
+            mac = self._block.copy()
+            mac.update(label + b"\x1f" + message.encode())
+            out.append(mac.finalize())
+        return out
+
     def encode(self, frame: pl.DataFrame) -> pl.DataFrame:
         """``bloom_block`` (Binary, null without a date of birth) and ``bloom_clk`` (Binary,
         ``2*bits/8`` bytes, hardened; null when forename, surname and postcode are all
@@ -154,55 +173,108 @@ class BloomEncoder:
             mac = self._block.copy()
             mac.update(message.encode())
             blocks.append(mac.finalize())
-        anchors: list[bytes | None] = []
         named = norm.select(
             pl.col("forename").is_not_null() | pl.col("surname").is_not_null()
         ).to_series()
-        anchor_in = pl.select(
-            pl.concat_str([block_in, norm["postcode"]], separator="\x1f")
+        day, month = norm["dob"].dt.day(), norm["dob"].dt.month()
+        swapped_dob = pl.select(
+            pl.when((day <= 12) & (day != month)).then(
+                pl.concat_str(
+                    [
+                        norm["dob"].dt.year().cast(pl.String),
+                        day.cast(pl.String).str.zfill(2),
+                        month.cast(pl.String).str.zfill(2),
+                    ],
+                    separator="-",
+                )
+            )
         ).to_series()
-        for message in anchor_in.to_list():
-            if message is None:
-                anchors.append(None)
-                continue
-            mac = self._block.copy()
-            mac.update(b"anchor\x1f" + message.encode())
-            anchors.append(mac.finalize())
+        swapped_in = pl.select(
+            pl.concat_str([swapped_dob, sex, norm["postcode"]], separator="\x1f")
+        ).to_series()
+        district = norm.select(postcode_district_expr(pl.col("postcode"))).to_series()
+        anchor_inputs = {
+            "bloom_anchor": pl.select(
+                pl.concat_str([block_in, norm["postcode"]], separator="\x1f")
+            ).to_series(),
+            # the same anchor space: a swapped day/month meets the correct DOB's anchor
+            "bloom_anchor_swapped": swapped_in,
+            "bloom_anchor_district": pl.select(
+                pl.concat_str([block_in, district], separator="\x1f")
+            ).to_series(),
+        }
+        anchors = {
+            name: pl.Series(
+                name,
+                self._keyed(values, b"anchor" if name != "bloom_anchor_district" else b"district"),
+                dtype=pl.Binary,
+            )
+            for name, values in anchor_inputs.items()
+        }
         return pl.DataFrame(
             [
                 pl.Series("bloom_block", blocks, dtype=pl.Binary),
                 clk,
-                pl.Series("bloom_anchor", anchors, dtype=pl.Binary),
+                *anchors.values(),
                 named.alias("bloom_named"),
             ]
         )
 
 
-def anchor_link(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, int]:
-    """Attach clusters with no name at all (A&E records carry only NHS number, DOB, sex and
-    postcode) to the one named cluster with the same keyed DOB + sex + postcode anchor. An anchor
-    carried by two or more named clusters (twins, a shared household) links nothing; nameless
-    clusters whose anchor has no named cluster are joined to each other (repeat attendances of
-    one patient without an NHS number). Clusters with different strong identifiers are never
-    joined, and neither is a chain that would put two named clusters together.
-    Returns (labels, clusters attached)."""
+ANCHOR_PASSES: tuple[tuple[tuple[str, ...], bool], ...] = (
+    (("bloom_anchor",), True),
+    (("bloom_anchor", "bloom_anchor_swapped"), False),
+    (("bloom_anchor_district",), False),
+)
+"""Anchor passes, strictest first: (anchor columns pooled, join nameless clusters together)."""
+
+
+def anchor_cascade(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, list[int]]:
+    """:func:`anchor_link` over :data:`ANCHOR_PASSES`; returns (labels, attached per pass)."""
     lab = np.asarray(labels, dtype=np.int64).copy()
-    if "bloom_anchor" not in records.columns or records.height == 0:
+    counts = []
+    for columns, join_nameless in ANCHOR_PASSES:
+        lab, attached = anchor_link(records, lab, columns=columns, join_nameless=join_nameless)
+        counts.append(attached)
+    return lab, counts
+
+
+def anchor_link(
+    records: pl.DataFrame,
+    labels: npt.ArrayLike,
+    *,
+    columns: tuple[str, ...] = ("bloom_anchor",),
+    join_nameless: bool = True,
+) -> tuple[I64, int]:
+    """Attach clusters with no name at all (A&E records carry only NHS number, DOB, sex and
+    postcode) to the one named cluster with the same keyed anchor (DOB + sex + postcode by
+    default; values of all ``columns`` are pooled, so a swapped day/month meets the correct
+    DOB). An anchor carried by two or more named clusters (twins, a shared household) links
+    nothing; with ``join_nameless``, nameless clusters whose anchor has no named cluster are
+    joined to each other (repeat attendances of one patient without an NHS number). Clusters
+    with different strong identifiers are never joined, and neither is a chain that would put
+    two named clusters together. Returns (labels, clusters attached)."""
+    lab = np.asarray(labels, dtype=np.int64).copy()
+    present = [c for c in columns if c in records.columns]
+    if not present or records.height == 0:
         return lab, 0
-    anchor = fingerprints(records["bloom_anchor"])
+    anchor = np.concatenate([fingerprints(records[c]) for c in present])
+    reps = len(present)
     frame = pl.DataFrame(
         {
-            "label": lab,
+            "label": np.tile(lab, reps),
             "anchor": anchor,
-            "named": records["bloom_named"].fill_null(False),
-            "upload": records["upload"].cast(pl.String),
+            "named": pl.concat([records["bloom_named"].fill_null(False)] * reps),
+            "upload": pl.concat([records["upload"].cast(pl.String)] * reps),
         }
     )
     for space in STRONG_SPACES:
-        frame = frame.with_columns(
-            pl.Series(space, fingerprints(records[space]) if space in records.columns
-                      else np.zeros(records.height, dtype=np.uint64))
+        fp = (
+            fingerprints(records[space])
+            if space in records.columns
+            else np.zeros(records.height, dtype=np.uint64)
         )
+        frame = frame.with_columns(pl.Series(space, np.tile(fp, reps)))
     per_cluster = frame.group_by("label").agg(
         pl.col("named").any(),
         *[pl.col(s).filter(pl.col(s) != 0).unique().alias(s) for s in STRONG_SPACES],
@@ -220,6 +292,7 @@ def anchor_link(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, int]
     ).filter(
         (pl.col("nameless_labels").list.len() > 0)
         & (pl.col("named_labels").list.len() <= 1)
+        & ((pl.col("named_labels").list.len() == 1) | pl.lit(join_nameless))
         & pl.all_horizontal(pl.col(f"n_{s}") <= 1 for s in STRONG_SPACES)
     )
     a_parts, b_parts = [], []
@@ -275,7 +348,7 @@ def bloom_link(
     records: pl.DataFrame,
     labels: npt.ArrayLike,
     *,
-    threshold: float = 0.9,
+    threshold: float = 0.85,
     chunk: int = 500_000,
 ) -> BloomLinks:
     """Merge clusters of ``labels`` (one label per row of ``records``) whose records' CLKs

@@ -129,7 +129,7 @@ def quality_by_step(
 ) -> pl.DataFrame:
     """Pairs each cascade step added (labels after the step minus labels before it) and how
     many of them are true: ``key``, ``level``, ``added``, ``added_true``, ``precision`` of the
-    added pairs, and ``cumulative_recall``."""
+    added pairs, and ``cumulative_precision``, ``cumulative_recall``, ``cumulative_f1``."""
     truth_s = _series(truth, "t")
     n = truth_s.len()
     previous = PairQuality(0, 0, pairwise_quality(np.arange(n), truth_s).actual)
@@ -145,7 +145,9 @@ def quality_by_step(
                 "added": added,
                 "added_true": added_true,
                 "precision": added_true / added if added else 1.0,
+                "cumulative_precision": q.precision,
                 "cumulative_recall": q.recall,
+                "cumulative_f1": q.f1,
             }
         )
         previous = q
@@ -155,6 +157,8 @@ def quality_by_step(
         "added": pl.Int64,
         "added_true": pl.Int64,
         "precision": pl.Float64,
+        "cumulative_precision": pl.Float64,
         "cumulative_recall": pl.Float64,
+        "cumulative_f1": pl.Float64,
     }
     return pl.DataFrame(rows, schema=schema)
