@@ -207,9 +207,7 @@ def mean_epsilon(
 
 def discrete_laplace_half_width_at(epsilon: float, sensitivity: float, alpha: float) -> int:
     """Discrete-Laplace half-width at level ``alpha`` (the mean uses alpha/2 per part)."""
-    a = float(
-        dp.discrete_laplacian_scale_to_accuracy(scale=sensitivity / epsilon, alpha=alpha)
-    )
+    a = float(dp.discrete_laplacian_scale_to_accuracy(scale=sensitivity / epsilon, alpha=alpha))
     return max(math.ceil(a) - 1, 0)
 
 
@@ -226,16 +224,23 @@ def quantile_rank_half_width(
 ) -> float:
     """95% bound, in records, on how far the released candidate's rank is from the target rank.
 
-    OpenDP scores candidate c as ``den * |(1-alpha)*#{x<c} - alpha*#{x>c}|`` and selects with
-    noise of scale ``s``; a candidate whose score exceeds the best by t is chosen with
-    probability at most exp(-t/s), so P(gap >= s*ln(C/0.05)) <= 0.05 (union over C candidates).
-    We calibrate s = d_in * den * max(alpha, 1-alpha) / epsilon, so in records (score/den) the
-    bound is rows_per_person * max(alpha, 1-alpha) * ln(C/0.05) / epsilon.
+    OpenDP 0.16 scores candidate c by u(c) = |(1-alpha)*#{x<c} - alpha*#{x>c}| (about the
+    distance in records between c's rank and alpha*n), with sensitivity max(alpha, 1-alpha) per
+    record, and its privacy map is eps = 2 * d_in * max(alpha, 1-alpha) / scale (checked in the
+    tests). Selection noise of that scale picks a candidate whose score exceeds the best by t
+    with probability <= exp(-t/scale), so by a union bound over C candidates
+    P(gap >= scale * ln(C/0.05)) <= 0.05, with scale = 2 r max(alpha, 1-alpha) / eps.
+    The bound is relative to the best candidate, so a coarse grid adds its own spacing.
     """
     epsilon = check_epsilon(epsilon)
     if n_candidates < 1:
         raise AccuracyError("a quantile needs at least one candidate")
-    return rows_per_person * max(alpha, 1 - alpha) * math.log(n_candidates / ALPHA) / epsilon
+    return quantile_scale(epsilon, rows_per_person, alpha) * math.log(n_candidates / ALPHA)
+
+
+def quantile_scale(epsilon: float, rows_per_person: int, alpha: float) -> float:
+    """OpenDP quantile noise scale giving ``epsilon`` at d_in = rows_per_person."""
+    return 2 * rows_per_person * max(alpha, 1 - alpha) / epsilon
 
 
 def quantile_epsilon(
@@ -248,5 +253,5 @@ def quantile_epsilon(
 ) -> float:
     """Epsilon giving a 95% rank half-width of ``rank_half_width`` records."""
     h = _check_half_width(rank_half_width)
-    eps = rows_per_person * max(alpha, 1 - alpha) * math.log(n_candidates / ALPHA) / h
+    eps = 2 * rows_per_person * max(alpha, 1 - alpha) * math.log(n_candidates / ALPHA) / h
     return _check_cap(eps, max_epsilon, rank_half_width)

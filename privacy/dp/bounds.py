@@ -67,8 +67,7 @@ def choose_bound(
     values = np.repeat(ks, [hist[int(k)] for k in ks])
     cands = [float(c) for c in range(1, max_rows + 1)]
     domain = dp.vector_domain(dp.atom_domain(T=dp.f64, nan=False))
-    score = dp.t.make_quantile_score_candidates(domain, dp.symmetric_distance(), cands, quantile)
-    scale = accuracy.privacy_map(score, 1) / epsilon
+    scale = accuracy.quantile_scale(epsilon, 1, quantile)
     meas = dp.m.make_private_quantile(
         domain, dp.symmetric_distance(), dp.max_divergence(), cands, quantile, scale
     )
@@ -130,7 +129,9 @@ def best_fixed_bound(
 ) -> ErrorEstimate:
     """The bound a person with hindsight would pick: least bias + noise per cell."""
     return min(
-        (bias_and_noise(histogram, b, epsilon=epsilon, n_cells=n_cells)
-         for b in range(1, max_rows + 1)),
+        (
+            bias_and_noise(histogram, b, epsilon=epsilon, n_cells=n_cells)
+            for b in range(1, max_rows + 1)
+        ),
         key=lambda e: e.total_per_cell,
     )

@@ -62,9 +62,7 @@ def remaining(spent: Spend, cap: Spend) -> Spend:
 def fits(spent: Spend, request: Spend, cap: Spend) -> bool:
     """True if ``request`` on top of ``spent`` stays within ``cap`` (epsilon and delta)."""
     total = compose([spent, request])
-    return (
-        total.epsilon <= cap.epsilon + TOLERANCE and total.delta <= cap.delta + TOLERANCE
-    )
+    return total.epsilon <= cap.epsilon + TOLERANCE and total.delta <= cap.delta + TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -267,5 +265,3 @@ def check_public_values(query: Query, public_values: Mapping[str, Sequence[str]]
             raise QueryValueError(
                 f"filter on {f.dimension!r}: {bad[:5]} not in the public value set"
             )
-
-

@@ -148,10 +148,10 @@ Builder = Callable[[float], dp.Measurement]
 
 
 def _calibrate(
-    build: Builder, d_in: float | int, epsilon: float
+    build: Builder, d_in: float | int, epsilon: float, scale: float | None = None
 ) -> tuple[dp.Measurement, float, float]:
-    """Build at scale d_in/epsilon; nudge the scale up until OpenDP's map says <= epsilon."""
-    scale = float(d_in) / epsilon
+    """Build at ``scale`` (default d_in/epsilon); nudge it up until OpenDP's map <= epsilon."""
+    scale = float(d_in) / epsilon if scale is None else scale
     meas = build(scale)
     for _ in range(64):
         spent = accuracy.privacy_map(meas, d_in)
@@ -308,9 +308,7 @@ def release_mean(
     s_noisy, s_scale, s_spent = _noisy_sums(
         cells[sum_column].cast(pl.Float64).to_list(), eps_sum, s_sens
     )
-    hn = float(
-        dp.discrete_laplacian_scale_to_accuracy(scale=n_scale, alpha=accuracy.ALPHA / 2)
-    )
+    hn = float(dp.discrete_laplacian_scale_to_accuracy(scale=n_scale, alpha=accuracy.ALPHA / 2))
     hn = float(max(math.ceil(hn) - 1, 0))
     hs = float(dp.laplacian_scale_to_accuracy(scale=s_scale, alpha=accuracy.ALPHA / 2))
     values: list[float] = []
@@ -376,19 +374,15 @@ def release_quantile(
     align_to_keyset(present, keyset, "_n")
     r = bounds.max_rows_per_person
     domain = dp.vector_domain(dp.atom_domain(T=dp.f64, nan=False))
-    score = dp.t.make_quantile_score_candidates(domain, dp.symmetric_distance(), cands, alpha)
-    score_sens = accuracy.privacy_map(score, 1)
 
     def build(scale: float) -> dp.Measurement:
         return dp.m.make_private_quantile(
             domain, dp.symmetric_distance(), dp.max_divergence(), cands, alpha, scale
         )
 
-    meas, scale, spent = _calibrate(build, r, epsilon)
+    meas, scale, spent = _calibrate(build, r, epsilon, accuracy.quantile_scale(epsilon, r, alpha))
     grouped = rows.group_by(keys).agg(pl.col(value_column).cast(pl.Float64))
-    by_key = {
-        tuple(row[:-1]): row[-1] for row in grouped.select([*keys, value_column]).iter_rows()
-    }
+    by_key = {tuple(row[:-1]): row[-1] for row in grouped.select([*keys, value_column]).iter_rows()}
     lo_c, hi_c = cands[0], cands[-1]
     values: list[float] = []
     for key in keyset.iter_rows():
@@ -408,14 +402,17 @@ def release_quantile(
         delta=0.0,
         mechanism="exponential_mechanism_quantile",
         scale=scale,
-        sensitivity=score_sens * r,
+        sensitivity=r * max(alpha, 1 - alpha),
         unit_of_privacy=UNIT,
         contribution_bounds=bounds,
         clamp=Clamp(lo_c, hi_c),
         confidence=1 - accuracy.ALPHA,
         interval="with probability >= 95% the released candidate's rank in the cell is within "
         "rank_half_width records of the target rank alpha*n; no value interval is stated",
-        notes=("values are clamped to the candidate range; empty cells get a random candidate",),
+        notes=(
+            "sensitivity is of the rank score |(1-alpha)#below - alpha#above| per person",
+            "values are clamped to the candidate range; empty cells get a random candidate",
+        ),
     )
     return Release(out, meta)
 
@@ -428,10 +425,14 @@ def _epsilon(epsilon: float) -> float:
 
 
 def _table(keyset: pl.DataFrame, noisy: Sequence[float], half: Sequence[float]) -> pl.DataFrame:
-    return keyset.with_columns(
-        pl.Series(VALUE, list(noisy)),
-        pl.Series("half_width", list(half), dtype=pl.Float64),
-    ).with_columns(
-        (pl.col(VALUE) - pl.col("half_width")).cast(pl.Float64).alias("lower"),
-        (pl.col(VALUE) + pl.col("half_width")).cast(pl.Float64).alias("upper"),
-    ).select([*keyset.columns, VALUE, "lower", "upper", "half_width"])
+    return (
+        keyset.with_columns(
+            pl.Series(VALUE, list(noisy)),
+            pl.Series("half_width", list(half), dtype=pl.Float64),
+        )
+        .with_columns(
+            (pl.col(VALUE) - pl.col("half_width")).cast(pl.Float64).alias("lower"),
+            (pl.col(VALUE) + pl.col("half_width")).cast(pl.Float64).alias("upper"),
+        )
+        .select([*keyset.columns, VALUE, "lower", "upper", "half_width"])
+    )

@@ -50,7 +50,8 @@ def apply(release: Release, spec: PostProcessing) -> Release:
         )
     if spec.integer:
         t = t.with_columns(
-            v.round(0).cast(pl.Int64).alias(VALUE), lo.floor().alias("lower"),
+            v.round(0).cast(pl.Int64).alias(VALUE),
+            lo.floor().alias("lower"),
             hi.ceil().alias("upper"),
         )
     if spec.round_to_base is not None:
@@ -63,9 +64,7 @@ def apply(release: Release, spec: PostProcessing) -> Release:
         if spec.integer:
             t = t.with_columns(pl.col(VALUE).cast(pl.Int64))
     suppressed = (
-        (pl.col(VALUE) < spec.suppress_below)
-        if spec.suppress_below is not None
-        else pl.lit(False)
+        (pl.col(VALUE) < spec.suppress_below) if spec.suppress_below is not None else pl.lit(False)
     )
     t = t.with_columns(suppressed.fill_null(False).alias("suppressed"))
     null_if = pl.when(pl.col("suppressed")).then(None)
