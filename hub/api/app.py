@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
 
     app.include_router(agreements.router)
     app.include_router(uploads.router)
-    app.include_router(audit_router)
+    # The audit router's endpoints all read the audit trail: one policy decision guards them.
+    app.include_router(audit_router, dependencies=[Depends(authorize("audit.read"))])
     app.include_router(clients.router)
     app.include_router(oauth.router)
     return app

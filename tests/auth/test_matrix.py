@@ -76,6 +76,15 @@ def withdraw(role: str, which: str, status: str) -> int:
     return 200 if (role, which) == ("data_officer", "own") else 403
 
 
+def audit_events(role: str, which: str, status: str) -> int:
+    # met-police's slice of the trail: its own IG lead, or the partnership's.
+    return 200 if role == "ig_lead" and which in ("own", "partnership") else 403
+
+
+def partnership_audit(role: str, which: str, status: str) -> int:
+    return 200 if which == "partnership" else 403
+
+
 # Order matters only in that state-changing rows come last.
 MATRIX: dict[str, tuple[str, Expect]] = {
     "GET /v1/keys": ("/v1/keys", lambda *_: 200),
@@ -91,6 +100,15 @@ MATRIX: dict[str, tuple[str, Expect]] = {
         upload_readers,
     ),
     "GET /v1/uploads/{upload_id}": ("/v1/uploads/{upload_id}", upload_readers),
+    "GET /v1/audit/events": ("/v1/audit/events?organisation=met-police", audit_events),
+    "GET /v1/audit/key": ("/v1/audit/key", partnership_audit),
+    "GET /v1/audit/checkpoint": ("/v1/audit/checkpoint", partnership_audit),
+    "GET /v1/audit/proof/inclusion": ("/v1/audit/proof/inclusion?index=0", partnership_audit),
+    "GET /v1/audit/proof/consistency": (
+        "/v1/audit/proof/consistency?first=1",
+        partnership_audit,
+    ),
+    "GET /v1/audit/export": ("/v1/audit/export", partnership_audit),
     "GET /v1/clients": ("/v1/clients", admin_only(200)),
     "POST /v1/clients": ("/v1/clients", admin_only(201)),
     "POST /v1/clients/{client_id}/revoke": ("/v1/clients/{client_id}/revoke", admin_only(200)),
@@ -107,35 +125,38 @@ MATRIX: dict[str, tuple[str, Expect]] = {
 }
 
 
-def walk_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
-    """Every API route, including those of included routers (FastAPI wraps them)."""
+def walk_routes(
+    routes: list[Any], prefix: str = "", dependencies: tuple[Any, ...] = ()
+) -> Iterator[tuple[str, APIRoute, tuple[Any, ...]]]:
+    """Every API route with the dependencies its router was included with (FastAPI wraps
+    included routers; their include-level dependencies are not in ``route.dependant``)."""
     for route in routes:
         if isinstance(route, APIRoute):
-            yield prefix + route.path, route
+            yield prefix + route.path, route, dependencies
         elif hasattr(route, "original_router"):
-            inner = prefix + getattr(route.include_context, "prefix", "")
-            yield from walk_routes(route.original_router.routes, inner)
+            context = route.include_context
+            inner = prefix + getattr(context, "prefix", "")
+            extra = tuple(getattr(context, "dependencies", ()) or ())
+            yield from walk_routes(route.original_router.routes, inner, dependencies + extra)
         elif hasattr(route, "routes"):
-            yield from walk_routes(route.routes, prefix + getattr(route, "path", ""))
+            yield from walk_routes(route.routes, prefix + getattr(route, "path", ""), dependencies)
 
 
 def test_every_endpoint_has_a_row_and_asks_the_policy_engine(hub: Hub) -> None:
     app = create_app(hub=hub)
-    endpoints: dict[str, APIRoute] = {}
-    for path, route in walk_routes(app.routes):
+    endpoints: dict[str, tuple[APIRoute, tuple[Any, ...]]] = {}
+    for path, route, included_with in walk_routes(app.routes):
         for method in route.methods:
-            endpoints[f"{method} {path}"] = route
+            endpoints[f"{method} {path}"] = (route, included_with)
     missing = sorted(set(endpoints) - EXEMPT - set(MATRIX))
     assert not missing, f"add authorisation matrix rows for {missing}"
     assert not sorted(set(MATRIX) - set(endpoints)), "rows for endpoints that do not exist"
-    for name, route in endpoints.items():
+    for name, (route, included_with) in endpoints.items():
         if name in EXEMPT:
             continue
-        actions = [
-            getattr(dependency.call, "action", None)
-            for dependency in route.dependant.dependencies
-            if getattr(dependency.call, "action", None)
-        ]
+        calls = [dependency.call for dependency in route.dependant.dependencies]
+        calls += [getattr(depends, "dependency", None) for depends in included_with]
+        actions = [getattr(call, "action", None) for call in calls if hasattr(call, "action")]
         assert len(actions) == 1, f"{name} must use exactly one authorize(...) dependency"
 
 
