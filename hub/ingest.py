@@ -32,7 +32,7 @@ from adapters import get_adapter
 from adapters.base import Adapter, RowIssue
 from adapters.readers import ReadError, open_table
 from agreements import Agreement, DatasetTerms
-from hub.bulk import frame_rows, insert_rows
+from hub.bulk import bulk_writing, insert_frame
 from hub.errors import NotFound, Unprocessable
 from hub.keyring import KeyRing
 from hub.models import RecordRow, UploadRow
@@ -156,66 +156,69 @@ class Ingestor:
         try:
             with self._engine.begin() as connection:
                 upload_pk = self._open_upload(connection, upload_id, agreement, dataset)
-                table_rows = RecordRow.__table__
+                with bulk_writing(connection):
+                    table_rows = RecordRow.__table__
 
-                def store(records: pl.DataFrame) -> None:
-                    insert_rows(connection, table_rows, records.columns, frame_rows(records))  # type: ignore[arg-type]
+                    def store(records: pl.DataFrame) -> None:
+                        insert_frame(connection, table_rows, records)  # type: ignore[arg-type]
 
-                writer: ThreadStage[pl.DataFrame] = ThreadStage(store, name="hub-store")
+                    writer: ThreadStage[pl.DataFrame] = ThreadStage(store, name="hub-store")
 
-                def key(canonical: pl.DataFrame) -> None:
-                    writer.submit(
-                        self._records_with_keys(upload_pk, adapter, pseudonymiser, terms, canonical)
-                    )
+                    def key(canonical: pl.DataFrame) -> None:
+                        writer.submit(
+                            self._records_with_keys(
+                                upload_pk, adapter, pseudonymiser, terms, canonical
+                            )
+                        )
 
-                keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key")
-                first_row = 2  # the header is spreadsheet row 1
-                try:
-                    for batch in table.batches:
-                        canonical = adapter.map_batch(batch, first_row)
-                        first_row += batch.height
-                        tally.rows_read += batch.height
-                        tally.add(canonical.issues, self._max_report_issues)
-                        if canonical.frame.height:
-                            tally.rows_accepted += canonical.frame.height
-                            keyer.submit(canonical.frame)
-                        if progress is not None:
-                            progress(tally.rows_read)
-                        log.info("upload %s: %d rows processed", upload_id, tally.rows_read)
-                    reader.drain()
-                except ReadError as error:
-                    raise Unprocessable(error.code, error.message) from None
-                finally:
-                    # Stop both stages before the transaction ends, whatever happened.
+                    keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key")
+                    first_row = 2  # the header is spreadsheet row 1
                     try:
-                        keyer.close()
+                        for batch in table.batches:
+                            canonical = adapter.map_batch(batch, first_row)
+                            first_row += batch.height
+                            tally.rows_read += batch.height
+                            tally.add(canonical.issues, self._max_report_issues)
+                            if canonical.frame.height:
+                                tally.rows_accepted += canonical.frame.height
+                                keyer.submit(canonical.frame)
+                            if progress is not None:
+                                progress(tally.rows_read)
+                            log.info("upload %s: %d rows processed", upload_id, tally.rows_read)
+                        reader.drain()
+                    except ReadError as error:
+                        raise Unprocessable(error.code, error.message) from None
                     finally:
-                        writer.close()
-                existing = self._live_upload(connection, agreement.id, dataset, reader.sha256)
-                if existing is not None:
-                    raise _AlreadyUploaded(existing)
-                if tally.rows_accepted == 0:
-                    raise Unprocessable(
-                        "no_valid_rows",
-                        f"None of the {tally.rows_read:,} rows passed validation, so nothing "
-                        "was stored. Fix the errors listed and upload the file again.",
-                        details=self._report(tally),
+                        # Stop both stages before the transaction ends, whatever happened.
+                        try:
+                            keyer.close()
+                        finally:
+                            writer.close()
+                    existing = self._live_upload(connection, agreement.id, dataset, reader.sha256)
+                    if existing is not None:
+                        raise _AlreadyUploaded(existing)
+                    if tally.rows_accepted == 0:
+                        raise Unprocessable(
+                            "no_valid_rows",
+                            f"None of the {tally.rows_read:,} rows passed validation, so nothing "
+                            "was stored. Fix the errors listed and upload the file again.",
+                            details=self._report(tally),
+                        )
+                    receipt = self._receipt(upload_id, agreement, dataset, reader, tally)
+                    connection.execute(
+                        update(UploadRow)
+                        .where(UploadRow.id == upload_pk)
+                        .values(
+                            sha256=reader.sha256,
+                            size_bytes=reader.size,
+                            rows_read=tally.rows_read,
+                            rows_accepted=tally.rows_accepted,
+                            rows_rejected=tally.rows_read - tally.rows_accepted,
+                            status="stored",
+                            live=1,
+                            receipt=receipt,
+                        )
                     )
-                receipt = self._receipt(upload_id, agreement, dataset, reader, tally)
-                connection.execute(
-                    update(UploadRow)
-                    .where(UploadRow.id == upload_pk)
-                    .values(
-                        sha256=reader.sha256,
-                        size_bytes=reader.size,
-                        rows_read=tally.rows_read,
-                        rows_accepted=tally.rows_accepted,
-                        rows_rejected=tally.rows_read - tally.rows_accepted,
-                        status="stored",
-                        live=1,
-                        receipt=receipt,
-                    )
-                )
         except _AlreadyUploaded as duplicate:
             return duplicate.receipt
         except IntegrityError:
