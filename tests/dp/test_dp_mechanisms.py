@@ -150,10 +150,15 @@ def test_bad_inputs_are_refused() -> None:
 N_RELEASES = 400  # x 4 cells = 1600 intervals per mechanism
 
 
+Z_BAND = 4.89
+
+
 def _binomial_band(p: float, n: int) -> tuple[float, float]:
-    """99.9% two-sided acceptance band for an observed proportion (normal approx., z=3.29)."""
+    """Two-sided acceptance band for an observed proportion (normal approx., z=4.89: a correct
+    mechanism falls outside it about once in a million runs, so CI never flakes, while a
+    coverage of 92% or less on 1,600 intervals is still caught)."""
     sd = math.sqrt(p * (1 - p) / n)
-    return p - 3.29 * sd, p + 3.29 * sd
+    return p - Z_BAND * sd, p + Z_BAND * sd
 
 
 def exact_discrete_laplace_coverage(scale: float, h: int) -> float:
@@ -165,7 +170,7 @@ def exact_discrete_laplace_coverage(scale: float, h: int) -> float:
 @pytest.mark.parametrize("epsilon", [0.3, 1.0])
 def test_count_intervals_cover_the_truth_at_their_exact_rate(epsilon: float) -> None:
     """Discrete intervals are conservative: their exact coverage is >= 95% (and is the rate we
-    test against, within a 99.9% binomial band over 1600 intervals)."""
+    test against, within a one-in-a-million binomial band over 1600 intervals)."""
     b = ContributionBounds(max_rows_per_person=R)
     table = record_counts(ROWS)
     truth = as_vector(table)
@@ -232,7 +237,7 @@ def test_quantile_rank_bound_holds() -> None:
         h = rel.table["rank_half_width"][0]
         if rank_lt > target + h or rank_gt > len(values) - target + h:
             misses += 1
-    assert misses / 200 <= 0.05 + 3.29 * math.sqrt(0.05 * 0.95 / 200)
+    assert misses / 200 <= 0.05 + Z_BAND * math.sqrt(0.05 * 0.95 / 200)
     assert rel.table["lower"].null_count() == len(KEYSET)
     assert 0.999 * 2.0 < rel.meta.epsilon <= 2.0
 
@@ -289,7 +294,7 @@ def _audit(
         for _ in range(runs)
     ]
     thresholds = [float(t) for t in range(10, 26)]
-    return epsilon_lower_bound(out_a, out_b, thresholds, confidence=0.99)
+    return epsilon_lower_bound(out_a, out_b, thresholds, confidence=0.999)
 
 
 def test_empirical_audit_supports_no_more_than_the_declared_epsilon() -> None:
