@@ -95,23 +95,12 @@ class ClientStore:
         with_secret: bool = True,
     ) -> tuple[Client, str | None]:
         """Create a client; return it and its secret, which is shown this once only."""
-        if role not in ROLES:
-            raise BadRequest(
-                "unknown_role", f"Role {role!r} is not one of: {', '.join(ROLES)}. Pick one."
-            )
-        if not _ORGANISATION.match(organisation):
-            raise BadRequest(
-                "invalid_organisation",
-                "An organisation id is 2-63 lower-case letters, digits or hyphens, as in the "
-                "agreements' party ids (or 'partnership' for a partnership-wide IG lead).",
-            )
-        if public_jwk is not None:
-            _check_public_jwk(public_jwk)
-        if not with_secret and public_jwk is None:
-            raise BadRequest(
-                "no_credential",
-                "A client needs a secret or a public key (for private_key_jwt); give one.",
-            )
+        try:
+            _check_new_client(organisation, role, public_jwk, with_secret)
+        except BadRequest as refused:
+            with self._engine.begin() as connection:
+                _audit(connection, actor, "client.create", None, refused.message, "deny")
+            raise
         secret = new_secret() if with_secret else None
         client_id = f"{organisation}.{role}.{secrets.token_hex(4)}"
         now = datetime.now(UTC)
@@ -173,6 +162,28 @@ class ClientStore:
                 select(ClientRow.__table__).where(ClientRow.client_id == client_id)
             ).first()
         return _client(row) if row is not None else None
+
+
+def _check_new_client(
+    organisation: str, role: str, public_jwk: dict[str, Any] | None, with_secret: bool
+) -> None:
+    if role not in ROLES:
+        raise BadRequest(
+            "unknown_role", f"Role {role!r} is not one of: {', '.join(ROLES)}. Pick one."
+        )
+    if not _ORGANISATION.match(organisation):
+        raise BadRequest(
+            "invalid_organisation",
+            "An organisation id is 2-63 lower-case letters, digits or hyphens, as in the "
+            "agreements' party ids (or 'partnership' for a partnership-wide IG lead).",
+        )
+    if public_jwk is not None:
+        _check_public_jwk(public_jwk)
+    if not with_secret and public_jwk is None:
+        raise BadRequest(
+            "no_credential",
+            "A client needs a secret or a public key (for private_key_jwt); give one.",
+        )
 
 
 def is_live(connection: Connection, client_id: str) -> bool:

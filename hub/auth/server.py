@@ -8,6 +8,7 @@ authlib is synchronous: the API calls ``create_token_response`` in a worker thre
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -35,6 +36,10 @@ from hub.auth.clients import Client, ClientStore
 from hub.auth.secrets import verify_secret
 from hub.auth.tokens import TokenIssuer
 from policies import scopes_for_role
+
+# authlib logs issued tokens at DEBUG ("Issue token %r ..."): tokens never reach a log here,
+# whatever level the operator sets for the root logger.
+logging.getLogger("authlib").setLevel(logging.WARNING)
 
 BAD_CLIENT = (
     "Client authentication failed: unknown client, wrong secret or revoked client. Check the "
