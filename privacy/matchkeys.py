@@ -17,15 +17,13 @@ so pseudonyms from different domains or versions never link.
 from __future__ import annotations
 
 import binascii
-
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import polars_hash  # noqa: F401  (registers the vectorised `chash` expression namespace)
+import pyarrow as pa
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.hmac import HMAC
 
@@ -344,26 +342,39 @@ DIGEST_BYTES = 32
 def pack_match_keys(hex_keys: pl.DataFrame) -> pl.DataFrame:
     """``match_key_mask`` (Int32) and ``match_keys`` (Binary) from :meth:`match_keys_hex`.
 
-    Built on whole arrays (numpy and Arrow buffers): no Python work per row.
+    Built on whole arrays: polars concatenates each row's present hex digests in cascade order
+    (nulls skipped), and one C call decodes the whole column's hex text, which is contiguous
+    in its Arrow buffer. No Python work per row.
     """
-    rows, width = hex_keys.height, len(MATCH_KEYS)
-    digests = np.zeros((rows, width, DIGEST_BYTES), dtype=np.uint8)
-    present = np.zeros((rows, width), dtype=bool)
-    for position, spec in enumerate(MATCH_KEYS):
-        column = hex_keys.get_column(spec.name)
-        valid = column.is_not_null().to_numpy()
-        if not valid.any():
-            continue
-        present[:, position] = valid
-        digests[valid, position] = _digest_matrix(column.drop_nulls())
-    mask = (present.astype(np.int32) << np.arange(width, dtype=np.int32)).sum(axis=1)
-    counts = present.sum(axis=1, dtype=np.int64)
-    offsets = np.zeros(rows + 1, dtype=np.int64)
-    np.cumsum(counts * DIGEST_BYTES, out=offsets[1:])
+    names = [spec.name for spec in MATCH_KEYS]
+    packed = hex_keys.select(
+        pl.sum_horizontal(
+            [
+                pl.col(name).is_not_null().cast(pl.Int32) * (1 << bit)
+                for bit, name in enumerate(names)
+            ]
+        )
+        .cast(pl.Int32)
+        .alias("match_key_mask"),
+        pl.concat_str([pl.col(name) for name in names], ignore_nulls=True).alias("hex"),
+    )
+    mask = packed.get_column("match_key_mask")
+    array = packed.get_column("hex").to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not pa.types.is_large_string(array.type):
+        array = array.cast(pa.large_string())
+    rows = len(array)
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset :][: rows + 1]
+    present = np.bitwise_count(mask.to_numpy().astype(np.uint32)).astype(np.int64)
+    if not np.array_equal(np.diff(offsets), present * 2 * DIGEST_BYTES):
+        raise ValueError("match key columns do not hold 32-byte hex digests")
+    text = memoryview(data_buffer)[offsets[0] : offsets[-1]] if rows else b""
     blob = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(),
         rows,
-        [None, pa.py_buffer(offsets), pa.py_buffer(digests[present].tobytes())],
+        [None, pa.py_buffer((offsets - offsets[0]) // 2), pa.py_buffer(binascii.unhexlify(text))],
     )
     return pl.DataFrame(
         [
@@ -371,25 +382,6 @@ def pack_match_keys(hex_keys: pl.DataFrame) -> pl.DataFrame:
             pl.Series("match_keys", pl.from_arrow(blob), dtype=pl.Binary),
         ]
     )
-
-
-def _digest_matrix(column: pl.Series) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """A String series of hex digests (no nulls) as an (n, 32) array of bytes.
-
-    The hex text of a whole column is contiguous in its Arrow buffer, so one C call decodes it.
-    """
-    array = column.to_arrow()
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    if not pa.types.is_large_string(array.type):
-        array = array.cast(pa.large_string())
-    _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset :][: len(array) + 1]
-    if offsets[-1] - offsets[0] != len(array) * 2 * DIGEST_BYTES:
-        raise ValueError("match key column does not hold 32-byte hex digests")
-    text = memoryview(data_buffer)[offsets[0] : offsets[-1]]
-    decoded = np.frombuffer(binascii.unhexlify(text), dtype=np.uint8)
-    return decoded.reshape(len(array), DIGEST_BYTES)
 
 
 def unpack_match_keys(mask: int, blob: bytes) -> dict[str, bytes]:
