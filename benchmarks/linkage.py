@@ -185,7 +185,7 @@ def run_splink(data: Loaded) -> dict[str, object]:
     clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(
         predictions, threshold_match_probability=0.99
     )
-    clusters = pl.from_arrow(clustered.as_pyarrow_table())
+    clusters = pl.from_arrow(clustered.as_pyarrow_table())  # type: ignore[no-untyped-call]
     assert isinstance(clusters, pl.DataFrame)
     t1 = time.perf_counter()
     joined = data.canonical.select("record_id", "person_id").join(
@@ -216,7 +216,7 @@ def synthetic_keys(n: int, seed: int = 1) -> pl.DataFrame:
         raw = vals.astype("<u8").view(np.uint8).reshape(n, 8)
         digests = [bytes(row) + b"\x00" * 24 for row in raw]
         series = pl.Series(spec.name, digests, dtype=pl.Binary)
-        cols[spec.name] = series.set(pl.Series(roll > 0.8), None)  # type: ignore[arg-type]
+        cols[spec.name] = series.set(pl.Series(roll > 0.8), None)
     return pl.DataFrame(cols)
 
 

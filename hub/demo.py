@@ -148,6 +148,7 @@ def run_demo(*, scale: float, serve: bool, port: int, console: Console) -> None:
             receipt = hub.ingestor.ingest(
                 handle, filename=path.name, agreement=agreement, dataset=dataset
             )
+        hub.linkage.link_upload(receipt["upload_id"])  # issue 4: link after the upload commits
         table.add_row(
             dataset,
             f"{receipt['rows_read']:,}",

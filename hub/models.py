@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -128,3 +129,42 @@ class AuditEventRow(Base):
     query_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     epsilon_spent: Mapped[float | None] = mapped_column(Float, nullable=True)
     release_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class PersonRow(Base):
+    """One linked person (issue 4): an opaque id, unrelated across linkage domains and key
+    versions (``privacy.linkage.cascade``), and how many live records it holds."""
+
+    __tablename__ = "persons"
+    __table_args__ = (Index("ix_persons_domain", "linkage_domain", "key_version"),)
+
+    person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    linkage_domain: Mapped[str] = mapped_column(String(64))
+    key_version: Mapped[int] = mapped_column(SmallInteger)
+    records: Mapped[int] = mapped_column(Integer)
+
+
+class RecordPersonRow(Base):
+    """Which person a record belongs to, the cascade level that first linked it (NULL: not
+    linked to any other record) and its rank among its person's records of the same dataset by
+    event date (1 = earliest), so DP queries can bound each person's contribution without
+    window functions. Deleted with its record."""
+
+    __tablename__ = "record_persons"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["upload_pk", "row"],
+            ["records.upload_pk", "records.row"],
+            ondelete="CASCADE",
+            name="fk_record_persons_record",
+        ),
+        Index("ix_record_persons_person", "person_id"),
+    )
+
+    upload_pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    row: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(32))
+    dataset: Mapped[str] = mapped_column(String(64))
+    link_level: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    link_key: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    rank_in_dataset: Mapped[int] = mapped_column(Integer)

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from hub.db import make_engine, upgrade_database
 from hub.ingest import Ingestor
 from hub.keyring import KeyRing, master_secret_from
+from hub.linkage import LinkageService
 from hub.registry import AgreementRegistry
 from hub.settings import Settings
 from hub.signing import HubSigner
@@ -22,6 +23,7 @@ class Hub:
     keyring: KeyRing
     agreements: AgreementRegistry
     ingestor: Ingestor
+    linkage: LinkageService
 
 
 def build_hub(settings: Settings, *, migrate: bool = True) -> Hub:
@@ -31,7 +33,8 @@ def build_hub(settings: Settings, *, migrate: bool = True) -> Hub:
         upgrade_database(url)
     engine = make_engine(url)
     signer = HubSigner.load_or_create(settings.signing_key_file)
-    keyring = KeyRing(master_secret_from(settings), settings.key_version)
+    master_secret = master_secret_from(settings)
+    keyring = KeyRing(master_secret, settings.key_version)
     agreements = AgreementRegistry(engine, settings.resolved_trusted_signers_file)
     ingestor = Ingestor(
         engine,
@@ -40,4 +43,7 @@ def build_hub(settings: Settings, *, migrate: bool = True) -> Hub:
         max_upload_bytes=settings.max_upload_bytes,
         max_report_issues=settings.max_report_issues,
     )
-    return Hub(settings, engine, signer, keyring, agreements, ingestor)
+    # Records stored but not linked (a crash between store and link) are linked now.
+    linkage = LinkageService(engine, agreements, master_secret, settings.key_version)
+    linkage.catch_up()
+    return Hub(settings, engine, signer, keyring, agreements, ingestor, linkage)

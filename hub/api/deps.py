@@ -149,6 +149,7 @@ RESOURCES: dict[str, ResourceBuilder] = {
     "upload.list": _dataset_resource,
     "upload.read": lambda hub, c, path: _upload(hub, c, path["upload_id"]),
     "upload.withdraw": lambda hub, c, path: _upload(hub, c, path["upload_id"]),
+    "linkage.read": _agreement_resource,
     "keys.read": lambda hub, c, path: Resource(kind="key"),
     "audit.read": lambda hub, c, path: Resource(
         kind="audit", organisation=path.get("organisation")

@@ -74,7 +74,9 @@ async def upload_extract(
         agreement=agreement,
         dataset=dataset,
     )
-    return await anyio.to_thread.run_sync(ingest)
+    receipt: dict[str, Any] = await anyio.to_thread.run_sync(ingest)
+    await anyio.to_thread.run_sync(hub.linkage.link_upload, receipt["upload_id"])  # issue 4
+    return receipt
 
 
 @router.get("/agreements/{agreement_id}/datasets/{dataset}/uploads")
@@ -116,4 +118,6 @@ def withdraw_upload(
     request: Annotated[WithdrawRequest | None, Body()] = None,
 ) -> dict[str, Any]:
     """Delete every row of an upload; the receipt is kept, marked withdrawn."""
-    return hub.ingestor.withdraw(upload_id, reason=request.reason if request else None)
+    receipt = hub.ingestor.withdraw(upload_id, reason=request.reason if request else None)
+    hub.linkage.after_withdrawal(upload_id)  # issue 4: re-link the persons it touched
+    return receipt

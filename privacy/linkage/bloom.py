@@ -47,11 +47,11 @@ from privacy.normalise import (
 )
 
 __all__ = [
+    "ANCHOR_PASSES",
     "BLOCK_PURPOSE",
     "BLOOM_PURPOSE",
     "BloomEncoder",
     "BloomLinks",
-    "ANCHOR_PASSES",
     "anchor_cascade",
     "anchor_link",
     "bloom_link",

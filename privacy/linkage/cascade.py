@@ -50,9 +50,9 @@ from privacy.keys import derive_key
 from privacy.matchkeys import KEY_SPACES, MATCH_KEYS
 
 __all__ = [
+    "DEFAULT_KEYS",
     "PERSON_ID_PURPOSE",
     "STRONG_SPACES",
-    "DEFAULT_KEYS",
     "CascadeConfig",
     "Linker",
     "fingerprints",
@@ -185,6 +185,7 @@ class Linker:
         self._fp = np.zeros((0, len(self.config.keys)), dtype=np.uint64)
         self._labels = np.zeros(0, dtype=np.int64)  # cluster = index of its oldest record
         self._link_key = np.full(0, -1, dtype=np.int64)  # key index that first linked a record
+        self._last_members = np.zeros(0, dtype=np.int64)  # re-examined by the last change
 
     def __repr__(self) -> str:  # never show key material
         return f"Linker(domain={self.domain!r}, key_version={self.key_version}, n={len(self)})"
@@ -205,6 +206,7 @@ class Linker:
             raise ValueError("record_id must not be null")
         if ids.n_unique() != ids.len():
             raise ValueError("record_id values must be unique within one add()")
+        self._last_members = np.zeros(0, dtype=np.int64)
         known = np.fromiter((i in self._state.index for i in ids.to_list()), bool, ids.len())
         fresh = records.filter(pl.Series(~known))
         if fresh.height:
@@ -214,6 +216,7 @@ class Linker:
     def remove(self, record_ids: Iterable[str]) -> int:
         """Withdraw records; re-cluster only the persons they belonged to. Returns how many
         records were removed (unknown ids are ignored)."""
+        self._last_members = np.zeros(0, dtype=np.int64)
         gone = [self._state.index[r] for r in record_ids if r in self._state.index]
         gone = [g for g in gone if self._state.alive[g]]
         if not gone:
@@ -229,6 +232,58 @@ class Linker:
         if members.size:
             self._recluster(members, np.arange(members.size, dtype=np.int64))
         return len(gone)
+
+    def restore(self, records: pl.DataFrame) -> None:
+        """Load records already linked earlier (e.g. at start, from the hub's tables) without
+        re-linking them: ``record_id``, ``upload``, the key columns, ``person`` (any value that
+        is equal for the records of one person) and ``link_key`` (String or null). Records
+        must come oldest first (the order they were first added), so that person ids
+        (:meth:`person_id` of each person's oldest record) come out as they were stored."""
+        if len(self._state.record_ids):
+            raise ValueError("restore() only into an empty Linker")
+        st = self._state
+        ids = records.get_column("record_id").cast(pl.String).to_list()
+        st.record_ids = ids
+        st.index = {rid: i for i, rid in enumerate(ids)}
+        if len(st.index) != len(ids):
+            raise ValueError("record_id values must be unique")
+        uploads = records.get_column("upload").cast(pl.String)
+        names, codes = np.unique(uploads.to_numpy().astype(str), return_inverse=True)
+        st.upload_names = {str(u): i for i, u in enumerate(names)}
+        st.upload = codes.astype(np.int64).tolist()
+        st.alive = [True] * len(ids)
+        self._fp = self._fingerprint_matrix(records)
+        person = records.get_column("person")
+        n = len(ids)
+        first = (
+            pl.DataFrame({"p": person, "i": np.arange(n, dtype=np.int64)})
+            .with_columns(pl.col("i").min().over("p").alias("oldest"))
+            .get_column("oldest")
+            .to_numpy()
+        )
+        self._labels = first.astype(np.int64)
+        lookup = {k: j for j, k in enumerate(self.config.keys)}
+        keys = records.get_column("link_key").cast(pl.String).to_list()
+        self._link_key = np.array([lookup.get(k, -1) if k else -1 for k in keys], np.int64)
+        self._last_members = np.arange(n, dtype=np.int64)
+
+    def relink(self, record_ids: Iterable[str]) -> None:
+        """Re-cluster from scratch the persons holding these records (e.g. after records of
+        theirs were deleted while the linker was not running)."""
+        idx = [self._state.index[r] for r in record_ids if r in self._state.index]
+        alive = np.array(self._state.alive, dtype=bool)
+        touched = np.unique(self._labels[np.array(idx, dtype=np.int64)])
+        members = np.flatnonzero(np.isin(self._labels, touched) & alive)
+        if members.size:
+            self._recluster(members, np.arange(members.size, dtype=np.int64))
+        else:
+            self._last_members = members
+
+    def last_changed(self) -> list[str]:
+        """Ids of the live records the last add/remove/relink re-examined: every record whose
+        person id or link key may have changed (withdrawn records are not included)."""
+        alive = self._state.alive
+        return [self._state.record_ids[i] for i in self._last_members.tolist() if alive[i]]
 
     def person_id(self, record_index: int) -> str:
         mac = self._hmac.copy()
@@ -276,7 +331,11 @@ class Linker:
         out = np.zeros((n, len(self.config.keys)), dtype=np.uint64)
         for j, key in enumerate(self.config.keys):
             if key in records.columns:
-                out[:, j] = fingerprints(records.get_column(key))
+                column = records.get_column(key)
+                if column.dtype == pl.UInt64:  # already fingerprints (privacy.linkage.stored)
+                    out[:, j] = column.fill_null(0).to_numpy()
+                else:
+                    out[:, j] = fingerprints(column)
         return out
 
     def _append(self, fresh: pl.DataFrame) -> None:
@@ -322,6 +381,7 @@ class Linker:
         starting from local cluster labels ``initial``; store the result."""
         order = np.argsort(members, kind="stable")
         members, initial = members[order], initial[order]
+        self._last_members = members
         fp = self._fp[members]
         upload = np.array(self._state.upload, dtype=np.int64)[members]
         first_key, local = self._cascade(fp, upload, initial, None)

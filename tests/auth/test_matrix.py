@@ -85,6 +85,11 @@ def partnership_audit(role: str, which: str, status: str) -> int:
     return 200 if which == "partnership" else 403
 
 
+def linkage_read(role: str, which: str, status: str) -> int:
+    # IG leads of a party (met-police) or of the partnership, whatever the agreement's status.
+    return 200 if role == "ig_lead" and which in ("own", "partnership") else 403
+
+
 # Order matters only in that state-changing rows come last.
 MATRIX: dict[str, tuple[str, Expect]] = {
     "GET /v1/keys": ("/v1/keys", lambda *_: 200),
@@ -100,6 +105,10 @@ MATRIX: dict[str, tuple[str, Expect]] = {
         upload_readers,
     ),
     "GET /v1/uploads/{upload_id}": ("/v1/uploads/{upload_id}", upload_readers),
+    "GET /v1/agreements/{agreement_id}/linkage": (
+        f"/v1/agreements/{AGREEMENT}/linkage",
+        linkage_read,
+    ),
     "GET /v1/audit/events": ("/v1/audit/events?organisation=met-police", audit_events),
     "GET /v1/audit/key": ("/v1/audit/key", partnership_audit),
     "GET /v1/audit/checkpoint": ("/v1/audit/checkpoint", partnership_audit),

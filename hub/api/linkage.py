@@ -1,0 +1,48 @@
+"""Linkage routes: what an information-governance lead sees of linkage (counts only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from hub.api.deps import Authorized, authorize, get_hub
+from hub.linkage import linkage_counts
+from hub.services import Hub
+from privacy.matchkeys import MATCH_KEYS
+
+router = APIRouter(prefix="/v1/agreements", tags=["linkage"])
+HubDep = Annotated[Hub, Depends(get_hub)]
+ReadAuth = Annotated[Authorized, Depends(authorize("linkage.read"))]
+LEVELS = sorted({spec.level for spec in MATCH_KEYS})
+
+
+@router.get("/{agreement_id}/linkage")
+def agreement_linkage(agreement_id: str, hub: HubDep, _auth: ReadAuth) -> dict[str, Any]:
+    """For each dataset of the agreement: how many stored records were linked to another
+    record at each cascade level (the level of the match key that first linked them),
+    how many remain unlinked, and how many are still waiting for the linker. Counts only."""
+    agreement = hub.agreements.get(agreement_id)
+    with hub.engine.connect() as connection:
+        counts = linkage_counts(connection, agreement_id)
+    datasets = []
+    for dataset in agreement.datasets:
+        found = counts.get(dataset.name, {})
+        by_level = {str(level): found.get(f"level_{level}", 0) for level in LEVELS}
+        datasets.append(
+            {
+                "dataset": dataset.name,
+                "records": sum(found.values()),
+                "linked_by_level": by_level,
+                "unlinked": found.get("unlinked", 0),
+                "pending": found.get("pending", 0),
+            }
+        )
+    return {
+        "agreement_id": agreement_id,
+        "linkage_domain": agreement.linkage_domain,
+        "levels": {
+            str(level): [s.name for s in MATCH_KEYS if s.level == level] for level in LEVELS
+        },
+        "datasets": datasets,
+    }

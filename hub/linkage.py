@@ -1,0 +1,413 @@
+"""The linkage service: joins stored records to persons after each upload commits (issue 4).
+
+Data flows adapter -> pseudonymiser -> store -> **linker** -> DP release. The linker never runs
+inside an upload's transaction: ``link_upload`` is called once ``Ingestor.ingest`` has returned
+(and ``after_withdrawal`` once ``Ingestor.withdraw`` has), so a slow or failed link can neither
+slow nor lose an upload. Records with no ``record_persons`` row are *pending*; every call links
+all pending records of the domain first, and ``catch_up`` (at start) does the same for every
+domain, so a crash between store and link leaves only pending records, never a half-written
+person: each link writes all the persons it changed in one transaction.
+
+State: one :class:`privacy.linkage.cascade.Linker` per linkage domain (current key version), in
+memory, rebuilt at start from the stored match keys and the stored person of each record
+(``Linker.restore``: no re-linking), then checked against ``persons`` (a person whose record
+count no longer matches lost records while the service was down, e.g. a withdrawal that
+committed just before a crash: it is re-clustered). Record ids inside the linker are
+``"<upload pk>:<row>"``: opaque, stable, never an identifier.
+
+Tables: ``persons`` (person id, domain, key version, live record count) and ``record_persons``
+(record -> person id, link level and key, rank of the record within its person's records of
+the same dataset by event date; deleted with the record by its foreign key).
+
+One process links per database: run the API with one worker (as ``hub serve`` does); several
+workers would each hold a linker and must not both link the same domain.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sqlalchemy import Connection, Engine, and_, delete, func, select
+
+from hub.bulk import insert_rows
+from hub.models import PersonRow, RecordPersonRow, RecordRow, UploadRow
+from hub.registry import AgreementRegistry
+from privacy.linkage.cascade import Linker
+from privacy.linkage.stored import stored_fingerprints
+from privacy.matchkeys import MATCH_KEYS
+
+log = logging.getLogger("hub.linkage")
+
+LEVELS: dict[str, int] = {spec.name: spec.level for spec in MATCH_KEYS}
+_CHUNK = 2_000  # ids per IN (...) list
+_META_SCHEMA: dict[str, Any] = {
+    "record_id": pl.String,
+    "upload_pk": pl.Int64,
+    "row": pl.Int64,
+    "dataset": pl.String,
+    "event_date": pl.Date,
+    "person_id": pl.String,
+}
+
+
+@dataclass
+class _Domain:
+    linker: Linker
+    meta: pl.DataFrame  # one row per live record the linker holds (see _META_SCHEMA)
+
+
+def _record_ids(upload_pk: pl.Expr, row: pl.Expr) -> pl.Expr:
+    return pl.concat_str([upload_pk.cast(pl.String), row.cast(pl.String)], separator=":")
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+class LinkageService:
+    """Links records to persons per linkage domain; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        agreements: AgreementRegistry,
+        master_secret: bytes,
+        key_version: int,
+    ) -> None:
+        self._engine = engine
+        self._agreements = agreements
+        self._master_secret = master_secret
+        self.key_version = key_version
+        self._lock = threading.RLock()
+        self._domains: dict[str, _Domain] = {}
+
+    def __repr__(self) -> str:  # never show key material
+        return f"LinkageService(key_version={self.key_version}, domains={sorted(self._domains)})"
+
+    # ------------------------------------------------------------------ public API
+
+    def link_upload(self, upload_id: str) -> int:
+        """Link a committed upload (and anything else pending in its domain). Safe to call
+        for an upload already linked, a duplicate receipt or a withdrawn upload. Returns how
+        many records were re-examined. Never raises: a failure is logged and the records stay
+        pending until the next call or start."""
+        try:
+            with self._engine.connect() as connection:
+                agreement_id = connection.execute(
+                    select(UploadRow.agreement_id).where(UploadRow.upload_id == upload_id)
+                ).scalar_one_or_none()
+            if agreement_id is None:
+                return 0
+            return self.link_domain(self._domain_of(agreement_id))
+        except Exception:  # the upload is safe; linking is retried later
+            log.exception("linking after upload %s failed; its records stay pending", upload_id)
+            return 0
+
+    def after_withdrawal(self, upload_id: str) -> int:
+        """Re-cluster only the persons the withdrawn upload's records belonged to. Never
+        raises (see :meth:`link_upload`); at start the persons are checked again."""
+        try:
+            with self._engine.connect() as connection:
+                upload = connection.execute(
+                    select(UploadRow.id, UploadRow.agreement_id).where(
+                        UploadRow.upload_id == upload_id
+                    )
+                ).first()
+            if upload is None:
+                return 0
+            domain = self._domain_of(upload.agreement_id)
+            with self._lock:
+                state = self._domains.get(domain)
+                if state is None:  # loading reads only live records and checks persons
+                    self._load(domain)
+                    return 0
+                gone = state.meta.filter(pl.col("upload_pk") == upload.id)
+                if gone.height == 0:
+                    return 0
+                old_persons = gone.get_column("person_id").drop_nulls().unique().to_list()
+                state.linker.remove(gone.get_column("record_id").to_list())
+                state.meta = state.meta.filter(pl.col("upload_pk") != upload.id)
+                return self._write(domain, state, state.linker.last_changed(), old_persons)
+        except Exception:
+            log.exception("re-linking after withdrawal of %s failed", upload_id)
+            with self._lock:
+                self._domains.pop(self._safe_domain(upload_id), None)
+            return 0
+
+    def catch_up(self) -> int:
+        """At start: rebuild every domain's linker and link whatever is pending."""
+        with self._engine.connect() as connection:
+            agreement_ids = (
+                connection.execute(select(UploadRow.agreement_id).distinct()).scalars().all()
+            )
+        domains = sorted({self._domain_of(a) for a in agreement_ids})
+        return sum(self.link_domain(domain) for domain in domains)
+
+    def link_domain(self, domain: str) -> int:
+        """Link every pending record of one domain (loading its linker if needed)."""
+        with self._lock:
+            try:
+                state = self._domains.get(domain)
+                if state is None:
+                    return self._load(domain)
+                return self._link_pending(domain, state)
+            except Exception:
+                # The in-memory linker may be ahead of the tables: rebuild it next time.
+                self._domains.pop(domain, None)
+                raise
+
+    def person_of(self, upload_pk: int, row: int) -> str | None:
+        """The stored person id of one record (None while pending)."""
+        with self._engine.connect() as connection:
+            found: str | None = connection.execute(
+                select(RecordPersonRow.person_id).where(
+                    RecordPersonRow.upload_pk == upload_pk, RecordPersonRow.row == row
+                )
+            ).scalar_one_or_none()
+        return found
+
+    # ------------------------------------------------------------------ internals
+
+    def _domain_of(self, agreement_id: str) -> str:
+        return self._agreements.get(agreement_id).linkage_domain
+
+    def _safe_domain(self, upload_id: str) -> str:
+        try:
+            with self._engine.connect() as connection:
+                agreement_id = connection.execute(
+                    select(UploadRow.agreement_id).where(UploadRow.upload_id == upload_id)
+                ).scalar_one()
+            return self._domain_of(agreement_id)
+        except Exception:
+            return ""
+
+    def _agreement_ids(self, connection: Connection, domain: str) -> list[str]:
+        ids = connection.execute(select(UploadRow.agreement_id).distinct()).scalars().all()
+        return [a for a in ids if self._domain_of(a) == domain]
+
+    def _read(
+        self, connection: Connection, domain: str, upload_pks: Sequence[int] | None = None
+    ) -> pl.DataFrame:
+        """Live records of the domain at the current key version, oldest upload first, with
+        their stored person (null when pending) and match-key fingerprints."""
+        query = (
+            select(
+                RecordRow.upload_pk,
+                RecordRow.row,
+                RecordRow.dataset,
+                RecordRow.event_date,
+                RecordRow.match_key_mask,
+                RecordRow.match_keys,
+                UploadRow.upload_id,
+                RecordPersonRow.person_id,
+                RecordPersonRow.link_key,
+            )
+            .join(UploadRow, UploadRow.id == RecordRow.upload_pk)
+            .outerjoin(
+                RecordPersonRow,
+                and_(
+                    RecordPersonRow.upload_pk == RecordRow.upload_pk,
+                    RecordPersonRow.row == RecordRow.row,
+                ),
+            )
+            .where(
+                UploadRow.agreement_id.in_(self._agreement_ids(connection, domain)),
+                UploadRow.status == "stored",
+                RecordRow.key_version == self.key_version,
+            )
+            .order_by(RecordRow.upload_pk, RecordRow.row)
+        )
+        if upload_pks is not None:
+            query = query.where(RecordRow.upload_pk.in_(list(upload_pks)))
+        rows = connection.execute(query).all()
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * 9
+        frame = pl.DataFrame(
+            {
+                "upload_pk": pl.Series(columns[0], dtype=pl.Int64),
+                "row": pl.Series(columns[1], dtype=pl.Int64),
+                "dataset": pl.Series(columns[2], dtype=pl.String),
+                "event_date": pl.Series(columns[3], dtype=pl.Date),
+                "upload": pl.Series(columns[6], dtype=pl.String),
+                "person_id": pl.Series(columns[7], dtype=pl.String),
+                "link_key": pl.Series(columns[8], dtype=pl.String),
+            }
+        )
+        keys = stored_fingerprints(
+            np.asarray(columns[4], dtype=np.int64), pl.Series(columns[5], dtype=pl.Binary)
+        )
+        frame = pl.concat([frame, keys], how="horizontal")
+        record_id = _record_ids(pl.col("upload_pk"), pl.col("row")).alias("record_id")
+        return frame.with_columns(record_id)
+
+    def _load(self, domain: str) -> int:
+        """Rebuild the domain's linker from the tables, repair what a crash left, link the
+        pending records."""
+        linker = Linker(self._master_secret, domain, self.key_version)
+        with self._engine.connect() as connection:
+            frame = self._read(connection, domain)
+            stored_counts = dict(
+                connection.execute(
+                    select(PersonRow.person_id, PersonRow.records).where(
+                        PersonRow.linkage_domain == domain,
+                        PersonRow.key_version == self.key_version,
+                    )
+                ).all()
+            )
+        linked = frame.filter(pl.col("person_id").is_not_null())
+        if linked.height:
+            linker.restore(linked.rename({"person_id": "person"}))
+        state = _Domain(linker, linked.select(list(_META_SCHEMA)))
+        self._domains[domain] = state
+        examined = 0
+        if linked.height:
+            # persons that lost records while no linker ran, or whose id does not follow from
+            # the restored order (e.g. two uploads linked out of order): re-cluster them
+            live_counts = linked.group_by("person_id").len()
+            damaged = set(
+                live_counts.filter(
+                    pl.col("len")
+                    != pl.col("person_id").replace_strict(
+                        stored_counts, default=-1, return_dtype=pl.Int64
+                    )
+                )
+                .get_column("person_id")
+                .to_list()
+            )
+            computed = linker.assignments(linked.get_column("record_id").to_list())
+            moved = linked.get_column("person_id") != computed.get_column("person_id")
+            damaged.update(linked.filter(moved).get_column("person_id").to_list())
+            gone = set(stored_counts) - set(live_counts.get_column("person_id").to_list())
+            if damaged or gone:
+                ids = linked.filter(pl.col("person_id").is_in(list(damaged)))
+                linker.relink(ids.get_column("record_id").to_list())
+                examined += self._write(
+                    domain, state, linker.last_changed() if damaged else [], sorted(gone)
+                )
+        return examined + self._link_frame(
+            domain, state, frame.filter(pl.col("person_id").is_null())
+        )
+
+    def _link_pending(self, domain: str, state: _Domain) -> int:
+        """Link the uploads of the domain the linker has not seen (each upload is written in
+        one transaction, so an upload is either wholly linked or wholly pending)."""
+        with self._engine.connect() as connection:
+            live = connection.execute(
+                select(UploadRow.id).where(
+                    UploadRow.agreement_id.in_(self._agreement_ids(connection, domain)),
+                    UploadRow.status == "stored",
+                )
+            ).scalars().all()
+            seen = set(state.meta.get_column("upload_pk").unique().to_list())
+            new = [pk for pk in live if pk not in seen]
+            if not new:
+                return 0
+            pending = self._read(connection, domain, new)
+        return self._link_frame(domain, state, pending.filter(pl.col("person_id").is_null()))
+
+    def _link_frame(self, domain: str, state: _Domain, pending: pl.DataFrame) -> int:
+        examined = 0
+        for _, upload in pending.group_by("upload_pk", maintain_order=True):
+            state.linker.add(upload)
+            state.meta = pl.concat(
+                [
+                    state.meta,
+                    upload.select(list(_META_SCHEMA)).with_columns(
+                        pl.lit(None, dtype=pl.String).alias("person_id")
+                    ),
+                ]
+            )
+            examined += self._write(domain, state, state.linker.last_changed(), [])
+        return examined
+
+    def _write(
+        self, domain: str, state: _Domain, changed: list[str], extra_old_persons: list[str]
+    ) -> int:
+        """Store the persons of the re-examined records, in one transaction."""
+        if not changed and not extra_old_persons:
+            return 0
+        assigned = state.linker.assignments(changed) if changed else pl.DataFrame(
+            schema={"record_id": pl.String, "person_id": pl.String, "link_key": pl.String}
+        )
+        members = state.meta.join(assigned, on="record_id", how="inner", suffix="_new")
+        old_persons = set(members.get_column("person_id").drop_nulls().to_list())
+        old_persons.update(extra_old_persons)
+        members = (
+            members.drop("person_id")
+            .rename({"person_id_new": "person_id"})
+            .sort("event_date", "upload_pk", "row")
+            .with_columns(
+                (pl.int_range(pl.len()).over("person_id", "dataset") + 1).alias(
+                    "rank_in_dataset"
+                ),
+                pl.col("link_key")
+                .replace_strict(LEVELS, default=None, return_dtype=pl.Int16)
+                .alias("link_level"),
+            )
+        )
+        persons = members.group_by("person_id").len().sort("person_id")
+        record_rows = members.select(
+            "upload_pk", "row", "person_id", "dataset", "link_level", "link_key",
+            "rank_in_dataset",
+        )
+        with self._engine.begin() as connection:
+            for chunk in _chunks(sorted(old_persons)):
+                connection.execute(
+                    delete(RecordPersonRow).where(RecordPersonRow.person_id.in_(chunk))
+                )
+                connection.execute(delete(PersonRow).where(PersonRow.person_id.in_(chunk)))
+            new_ids = persons.get_column("person_id").to_list()
+            for chunk in _chunks(new_ids):
+                connection.execute(delete(PersonRow).where(PersonRow.person_id.in_(chunk)))
+            insert_rows(
+                connection,
+                RecordPersonRow.__table__,  # type: ignore[arg-type]
+                record_rows.columns,
+                list(zip(*(s.to_list() for s in record_rows.get_columns()), strict=True)),
+            )
+            insert_rows(
+                connection,
+                PersonRow.__table__,  # type: ignore[arg-type]
+                ["person_id", "linkage_domain", "key_version", "records"],
+                [(p, domain, self.key_version, int(n)) for p, n in persons.iter_rows()],
+            )
+        updated = members.select("record_id", "person_id")
+        state.meta = state.meta.update(updated, on="record_id", how="left")
+        return members.height
+
+
+def linkage_counts(connection: Connection, agreement_id: str) -> dict[str, dict[str, int]]:
+    """Per dataset of an agreement: records linked at each cascade level (``level_1`` ...),
+    ``unlinked`` (a person of one record) and ``pending`` (not yet linked). Counts only."""
+    rows = connection.execute(
+        select(
+            RecordRow.dataset,
+            RecordPersonRow.link_level,
+            RecordPersonRow.person_id.is_(None),
+            func.count(),
+        )
+        .join(UploadRow, UploadRow.id == RecordRow.upload_pk)
+        .outerjoin(
+            RecordPersonRow,
+            and_(
+                RecordPersonRow.upload_pk == RecordRow.upload_pk,
+                RecordPersonRow.row == RecordRow.row,
+            ),
+        )
+        .where(UploadRow.agreement_id == agreement_id, UploadRow.status == "stored")
+        .group_by(
+            RecordRow.dataset, RecordPersonRow.link_level, RecordPersonRow.person_id.is_(None)
+        )
+    ).all()
+    out: dict[str, dict[str, int]] = {}
+    for dataset, level, pending, count in rows:
+        counts = out.setdefault(dataset, {})
+        name = "pending" if pending else ("unlinked" if level is None else f"level_{level}")
+        counts[name] = counts.get(name, 0) + int(count)
+    return out

@@ -1,0 +1,278 @@
+"""The linkage service on a real database: uploads link after they commit, withdrawals
+re-link only the persons they touched, a restart or a crash leaves nothing inconsistent, and
+an IG lead sees counts per cascade level through the API. Bad input, each with a test."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from hub.api.app import create_app
+from hub.linkage import LinkageService
+from hub.models import PersonRow, RecordPersonRow, RecordRow, UploadRow
+from hub.services import Hub
+from tests.adapters.adapter_extracts import extract_csv
+from tests.conftest import TEST_MASTER_SECRET, Tokens
+
+AGREEMENT = "london-vru-partnership"
+POLICE = "police_violence_offences"
+AE = "ae_istv_assaults"
+SCHOOLS = "school_exclusions"
+CSC = "childrens_social_care"
+VALID_NHS = "9434765919"
+OTHER_NHS = "9876543210"  # also passes mod 11
+BAD_NHS = "9434765918"  # fails its check digit
+
+
+def upload(hub: Hub, dataset: str, *rows: dict[str, str], link: bool = True) -> dict[str, Any]:
+    receipt = hub.ingestor.ingest(
+        io.BytesIO(extract_csv(dataset, *rows)),
+        filename=f"{dataset}.csv",
+        agreement=hub.agreements.get(AGREEMENT),
+        dataset=dataset,
+    )
+    if link:
+        hub.linkage.link_upload(receipt["upload_id"])
+    return receipt
+
+
+def persons(hub: Hub, receipt: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored person rows of an upload's records, in spreadsheet-row order."""
+    with hub.engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                RecordRow.row,
+                RecordPersonRow.person_id,
+                RecordPersonRow.link_level,
+                RecordPersonRow.link_key,
+                RecordPersonRow.rank_in_dataset,
+            )
+            .join(UploadRow, UploadRow.id == RecordRow.upload_pk)
+            .outerjoin(
+                RecordPersonRow,
+                (RecordPersonRow.upload_pk == RecordRow.upload_pk)
+                & (RecordPersonRow.row == RecordRow.row),
+            )
+            .where(UploadRow.upload_id == receipt["upload_id"])
+            .order_by(RecordRow.row)
+        ).all()
+    return [r._asdict() for r in rows]
+
+
+def person_counts(hub: Hub) -> dict[str, int]:
+    with hub.engine.connect() as connection:
+        return dict(connection.execute(select(PersonRow.person_id, PersonRow.records)).all())
+
+
+def table_state(hub: Hub) -> tuple[list[Any], dict[str, int]]:
+    with hub.engine.connect() as connection:
+        rows = connection.execute(
+            select(RecordPersonRow).order_by(RecordPersonRow.upload_pk, RecordPersonRow.row)
+        ).all()
+    return [tuple(r) for r in rows], person_counts(hub)
+
+
+def restarted(hub: Hub) -> LinkageService:
+    service = LinkageService(
+        hub.engine, hub.agreements, bytes.fromhex(TEST_MASTER_SECRET), hub.keyring.key_version
+    )
+    service.catch_up()
+    return service
+
+
+def police(forename: str, police_id: str, **extra: str) -> dict[str, str]:
+    return {"forename": forename, "police_person_id": police_id, "pnc_id": "", **extra}
+
+
+# ---------------------------------------------------------------- linking and persons
+
+
+def test_records_of_one_person_across_agencies_share_an_opaque_stable_person(hub: Hub) -> None:
+    first = upload(hub, POLICE, police("Amara", "P1"))
+    school = upload(hub, SCHOOLS, {})
+    (p,) = persons(hub, first)
+    (s,) = persons(hub, school)
+    assert p["person_id"] == s["person_id"]
+    assert len(p["person_id"]) == 32 and "amara" not in p["person_id"].lower()
+    assert s["link_level"] == 2 and s["link_key"] == "name_dob_postcode"
+    assert person_counts(hub) == {p["person_id"]: 2}
+    # stable across a restart: the linker is rebuilt from the tables, nothing is rewritten
+    before = table_state(hub)
+    restarted(hub)
+    assert table_state(hub) == before
+
+
+def test_rank_within_person_and_dataset_follows_event_date(hub: Hub) -> None:
+    receipt = upload(
+        hub,
+        POLICE,
+        police("Amara", "P1", offence_datetime_from="2024-03-05 10:00:00", crime_reference="C1"),
+        police("Amara", "P1", offence_datetime_from="2024-03-01 10:00:00", crime_reference="C2"),
+        police("Amara", "P1", offence_datetime_from="2024-03-03 10:00:00", crime_reference="C3"),
+    )
+    rows = persons(hub, receipt)
+    assert len({r["person_id"] for r in rows}) == 1
+    assert [r["rank_in_dataset"] for r in rows] == [3, 1, 2]
+    assert {r["link_level"] for r in rows} == {1}  # the police person id (local_id)
+
+
+def test_person_ids_are_unrelated_across_domains(hub: Hub) -> None:
+    from privacy.linkage.cascade import Linker
+
+    a = Linker(b"k" * 32, "london-vru", 1)
+    b = Linker(b"k" * 32, "cardiff", 1)
+    c = Linker(b"k" * 32, "london-vru", 2)
+    for linker in (a, b, c):
+        linker._state.record_ids.append("1:2")  # the same hub record id
+    assert len({a.person_id(0), b.person_id(0), c.person_id(0)}) == 3
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_records_without_any_usable_identifier_are_kept_and_never_linked(hub: Hub) -> None:
+    empty = {"nhs_number": "", "date_of_birth": "", "postcode_of_usual_address": ""}
+    receipt = upload(hub, AE, empty, {**empty, "attendance_id": "ATT-2"})
+    rows = persons(hub, receipt)
+    assert len(rows) == 2  # kept
+    assert rows[0]["person_id"] != rows[1]["person_id"]
+    assert [r["link_level"] for r in rows] == [None, None]
+    assert sorted(person_counts(hub).values()) == [1, 1]
+
+
+def test_an_nhs_number_failing_its_check_digit_links_nothing(hub: Hub) -> None:
+    bad = {"nhs_number": BAD_NHS, "postcode_of_usual_address": ""}
+    receipt = upload(
+        hub, AE, {**bad, "date_of_birth": "2008-03-14"}, {**bad, "date_of_birth": "2009-01-02",
+                                                          "age_at_attendance": "15"}
+    )
+    rows = persons(hub, receipt)
+    assert rows[0]["person_id"] != rows[1]["person_id"]
+    assert [r["link_level"] for r in rows] == [None, None]
+
+
+def test_same_nhs_number_with_different_sex_and_dob_links_the_nhs_number_wins(hub: Hub) -> None:
+    receipt = upload(
+        hub,
+        AE,
+        {"nhs_number": VALID_NHS, "sex": "female", "date_of_birth": "2008-03-14"},
+        {"nhs_number": VALID_NHS, "sex": "male", "date_of_birth": "2009-07-01",
+         "age_at_attendance": "14"},
+    )
+    rows = persons(hub, receipt)
+    assert rows[0]["person_id"] == rows[1]["person_id"]
+    assert [r["link_level"] for r in rows] == [1, 1]
+
+
+def test_a_household_of_twins_stays_two_persons(hub: Hub) -> None:
+    twins = upload(hub, POLICE, police("Amara", "P1"), police("Adaeze", "P2", crime_reference="C2"))
+    a, b = persons(hub, twins)
+    assert a["person_id"] != b["person_id"]
+    # a school record of one twin joins that twin only; the other stays apart
+    school = upload(hub, SCHOOLS, {"legal_forename": "Adaeze"})
+    (s,) = persons(hub, school)
+    assert s["person_id"] == b["person_id"] != a["person_id"]
+    # social care knows a twin by surname, DOB and postcode only (no forename): not trusted
+    csc = upload(hub, CSC, {"forename": "", "upn": "", "nhs_number": ""})
+    (c,) = persons(hub, csc)
+    assert c["person_id"] not in (a["person_id"], b["person_id"])
+
+
+def test_the_same_upload_twice_changes_nothing(hub: Hub) -> None:
+    first = upload(hub, POLICE, police("Amara", "P1"), police("Bola", "P2", crime_reference="C2"))
+    before = table_state(hub)
+    again = upload(hub, POLICE, police("Amara", "P1"), police("Bola", "P2", crime_reference="C2"))
+    assert again["upload_id"] == first["upload_id"]
+    assert hub.linkage.link_upload(again["upload_id"]) == 0
+    assert table_state(hub) == before
+
+
+def test_withdrawing_an_upload_others_linked_to_relinks_only_its_persons(hub: Hub) -> None:
+    bystander = upload(hub, POLICE, police("Bola", "P9", surname="Adeyemi"))
+    pol = upload(hub, POLICE, police("Amara", "P1"))
+    school = upload(hub, SCHOOLS, {})  # joins police by name, DOB and postcode
+    # social care knows her by a new surname and no forename: it joins the school by UPN only
+    csc = upload(hub, CSC, {"forename": "", "surname": "Okafor-Smith", "nhs_number": ""})
+    ids = {persons(hub, r)[0]["person_id"] for r in (pol, school, csc)}
+    assert len(ids) == 1
+    (person,) = ids
+    assert person_counts(hub)[person] == 3
+    untouched = persons(hub, bystander)
+    hub.ingestor.withdraw(school["upload_id"])
+    hub.linkage.after_withdrawal(school["upload_id"])
+    (p,), (c,) = persons(hub, pol), persons(hub, csc)
+    # the bridge is gone: police keeps the person id (its record is the oldest), csc is apart
+    assert p["person_id"] == person and p["link_level"] is None
+    assert c["person_id"] != person and c["link_level"] is None
+    assert persons(hub, bystander) == untouched
+    with hub.engine.connect() as connection:
+        assert connection.execute(
+            select(func.count()).select_from(RecordPersonRow)
+        ).scalar_one() == 3
+    assert person_counts(hub) == {
+        person: 1, c["person_id"]: 1, untouched[0]["person_id"]: 1
+    }
+    # a restart finds the same state
+    before = table_state(hub)
+    restarted(hub)
+    assert table_state(hub) == before
+
+
+def test_a_crash_between_store_and_link_leaves_pending_records_linked_at_start(
+    hub: Hub,
+) -> None:
+    pol = upload(hub, POLICE, police("Amara", "P1"))
+    school = upload(hub, SCHOOLS, {}, link=False)  # stored; the process died before linking
+    assert persons(hub, school)[0]["person_id"] is None
+    restarted(hub)
+    assert persons(hub, school)[0]["person_id"] == persons(hub, pol)[0]["person_id"]
+
+
+def test_a_withdrawal_while_no_linker_ran_is_repaired_at_start(hub: Hub) -> None:
+    pol = upload(hub, POLICE, police("Amara", "P1"))
+    school = upload(hub, SCHOOLS, {})
+    csc = upload(hub, CSC, {"forename": "", "surname": "Okafor-Smith", "nhs_number": ""})
+    hub.ingestor.withdraw(school["upload_id"])  # no after_withdrawal: a crash
+    restarted(hub)
+    assert persons(hub, pol)[0]["person_id"] != persons(hub, csc)[0]["person_id"]
+    assert sorted(person_counts(hub).values()) == [1, 1]
+
+
+# ---------------------------------------------------------------- what IG leads see
+
+
+@pytest.fixture
+def api(hub: Hub) -> Iterator[TestClient]:
+    with TestClient(create_app(hub=hub), base_url="https://testserver") as client:
+        yield client
+
+
+def test_ig_lead_sees_counts_per_level_and_unlinked(
+    api: TestClient, hub: Hub, tokens: Tokens
+) -> None:
+    upload(hub, POLICE, police("Amara", "P1"), police("Bola", "P2", crime_reference="C2",
+                                                      surname="Adeyemi"))
+    upload(hub, SCHOOLS, {})
+    upload(hub, POLICE, police("Chidi", "P3", crime_reference="C3"), link=False)
+    response = api.get(
+        f"/v1/agreements/{AGREEMENT}/linkage", headers=tokens.headers("ig_lead", "partnership")
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    by_dataset = {d["dataset"]: d for d in body["datasets"]}
+    assert by_dataset[POLICE]["records"] == 3
+    assert by_dataset[POLICE]["linked_by_level"] == {"1": 0, "2": 1, "3": 0, "4": 0}
+    assert by_dataset[POLICE]["unlinked"] == 1
+    assert by_dataset[POLICE]["pending"] == 1
+    assert by_dataset[SCHOOLS]["linked_by_level"]["2"] == 1
+    assert by_dataset[AE]["records"] == 0
+    assert "Amara" not in response.text and "person_id" not in response.text
+    denied = api.get(
+        f"/v1/agreements/{AGREEMENT}/linkage", headers=tokens.headers("analyst", "mopac-vru")
+    )
+    assert denied.status_code == 403
