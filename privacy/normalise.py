@@ -463,8 +463,10 @@ def postcode_area(value: str | None) -> str | None:
 def postcode_expr(expr: pl.Expr) -> pl.Expr:
     """Polars version of :func:`normalise_postcode`."""
     compact = expr.str.replace_all(_POSTCODE_STRIP_RE, "").str.to_uppercase()
+    # The inward code is always the last three characters of a valid postcode: slicing is
+    # several times cheaper than a capturing regex replace.
     return pl.when(compact.str.contains(_POSTCODE_RE)).then(
-        compact.str.replace(_POSTCODE_RE, "${1} ${2}")
+        pl.concat_str([compact.str.head(-3), pl.lit(" "), compact.str.tail(3)])
     )
 
 
@@ -576,9 +578,13 @@ def normalise_pnc(value: str | None) -> str | None:
 
 def pnc_expr(expr: pl.Expr) -> pl.Expr:
     """Polars version of :func:`normalise_pnc`."""
-    pnc = expr.str.replace_all(r"\s+", "").str.to_uppercase()
-    parts = pnc.str.extract_groups(_PNC_RE)
-    year_text = parts.struct.field("1")
+    compact = expr.str.replace_all(r"\s+", "").str.to_uppercase()
+    # Checked against the full pattern first, so splitting at "/" and taking the last
+    # character as the letter reads the same parts as the regex groups, without captures.
+    pnc = pl.when(compact.str.contains(_PNC_RE)).then(compact)
+    halves = pnc.str.split_exact("/", 1)
+    year_text = halves.struct.field("field_0")
+    rest = halves.struct.field("field_1")
     year = year_text.str.to_integer(strict=False)
     this_year = date.today().year % 100
     year = (
@@ -586,8 +592,8 @@ def pnc_expr(expr: pl.Expr) -> pl.Expr:
         .then(pl.when(year <= this_year).then(year + 2000).otherwise(year + 1900))
         .otherwise(year)
     )
-    serial = parts.struct.field("2").str.to_integer(strict=False)
-    letter = parts.struct.field("3")
+    serial = rest.str.head(-1).str.to_integer(strict=False)
+    letter = rest.str.tail(1)
     letters = dict(enumerate(_PNC_LETTERS))
     expected = (((year % 100) * 10_000_000 + serial) % 23).replace_strict(
         letters, default=None, return_dtype=pl.String
