@@ -220,6 +220,155 @@ def synthetic_keys(n: int, seed: int = 1) -> pl.DataFrame:
     return pl.DataFrame(cols)
 
 
+# ---------------------------------------------------------------- the hub's linkage service
+
+
+class _Domains:
+    """Stands in for the agreement registry: every agreement maps to one linkage domain."""
+
+    class _Agreement:
+        linkage_domain = DOMAIN
+
+    def get(self, agreement_id: str) -> _Agreement:
+        return self._Agreement()
+
+
+def _stored_form(frame: pl.DataFrame) -> tuple[np.ndarray, list[bytes]]:
+    """``match_key_mask`` and ``match_keys`` blobs (privacy.matchkeys.pack_match_keys layout)
+    of a frame of Binary digest columns."""
+    n, width = frame.height, len(MATCH_KEYS)
+    digests = np.zeros((n, width, 32), dtype=np.uint8)
+    present = np.zeros((n, width), dtype=bool)
+    for j, spec in enumerate(MATCH_KEYS):
+        column = frame[spec.name]
+        valid = column.is_not_null().to_numpy()
+        present[:, j] = valid
+        raw = b"".join(column.drop_nulls().to_list())
+        digests[valid, j] = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 32)
+    mask = (present.astype(np.int64) << np.arange(width, dtype=np.int64)).sum(axis=1)
+    flat = digests[present].tobytes()
+    ends = np.cumsum(present.sum(axis=1) * 32)
+    starts = np.concatenate([[0], ends[:-1]])
+    return mask, [flat[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def hub_database(path: Path, n: int, uploads: int) -> str:
+    """A hub database (SQLite) holding ``n`` synthetic records in ``uploads`` uploads, none
+    linked yet; plus a held-back upload of n/100 records (returned pending)."""
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import insert
+
+    from hub.bulk import insert_rows
+    from hub.db import make_engine, upgrade_database
+    from hub.models import RecordRow, UploadRow
+
+    url = f"sqlite:///{path}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    extra = n // 100
+    frame = synthetic_keys(n + extra)
+    mask, blobs = _stored_form(frame)
+    per = n // uploads
+    bounds = [(i * per, (i + 1) * per) for i in range(uploads)] + [(n, n + extra)]
+    with engine.begin() as connection:
+        for u, (lo, hi) in enumerate(bounds):
+            pk = connection.execute(
+                insert(UploadRow).values(
+                    upload_id=f"upl_{u}", agreement_id="bench", agreement_version=1,
+                    dataset="police_violence_offences", sha256=f"{u:064d}", size_bytes=0,
+                    rows_read=hi - lo, rows_accepted=hi - lo, rows_rejected=0, key_version=1,
+                    status="stored" if u < uploads else "receiving",
+                    live=1 if u < uploads else None, created_at=datetime.now(UTC), receipt={},
+                ).returning(UploadRow.id)
+            ).scalar_one()
+            day = date(2026, 1, 1).toordinal()
+            rows = [
+                (pk, r - lo + 2, "police_violence_offences",
+                 date.fromordinal(day + r % 300).isoformat(), None, None, None, "{}", 1,
+                 int(mask[r]), blobs[r])
+                for r in range(lo, hi)
+            ]
+            insert_rows(
+                connection, RecordRow.__table__,  # type: ignore[arg-type]
+                ["upload_pk", "row", "dataset", "event_date", "borough_gss_code", "sex",
+                 "age_band", "attributes", "key_version", "match_key_mask", "match_keys"],
+                rows,
+            )
+    engine.dispose()
+    return url
+
+
+def hub_phase(url: str, phase: str) -> dict[str, float]:
+    """One measured phase in this process: ``link`` (link every pending record), ``restart``
+    (rebuild the linker from the stored keys and persons, then link and withdraw one more
+    upload)."""
+    from sqlalchemy import update
+
+    from hub.db import make_engine
+    from hub.linkage import LinkageService
+    from hub.models import UploadRow
+
+    engine = make_engine(url)
+    service = LinkageService(engine, _Domains(), MASTER, 1)  # type: ignore[arg-type]
+    out: dict[str, float] = {}
+    t0 = time.perf_counter()
+    examined = service.catch_up()
+    out["seconds"] = time.perf_counter() - t0
+    out["examined"] = examined
+    if phase == "restart":
+        with engine.begin() as connection:  # the held-back upload commits
+            connection.execute(
+                update(UploadRow).where(UploadRow.status == "receiving")
+                .values(status="stored", live=1)
+            )
+            upload_id = connection.execute(
+                UploadRow.__table__.select().order_by(UploadRow.id.desc()).limit(1)
+            ).first()[1]  # type: ignore[index]
+        t1 = time.perf_counter()
+        out["upload_examined"] = service.link_upload(upload_id)
+        out["upload_seconds"] = time.perf_counter() - t1
+        with engine.begin() as connection:
+            connection.execute(
+                update(UploadRow).where(UploadRow.upload_id == upload_id)
+                .values(status="withdrawn", live=None)
+            )
+            from sqlalchemy import delete
+
+            from hub.models import RecordRow
+
+            pk = connection.execute(
+                UploadRow.__table__.select().where(UploadRow.upload_id == upload_id)
+            ).first()[0]  # type: ignore[index]
+            connection.execute(delete(RecordRow).where(RecordRow.upload_pk == pk))
+        t2 = time.perf_counter()
+        out["withdraw_examined"] = service.after_withdrawal(upload_id)
+        out["withdraw_seconds"] = time.perf_counter() - t2
+    out["peak_rss_mib"] = peak_rss_mib()
+    engine.dispose()
+    return out
+
+
+def run_hub(n: int, uploads: int = 10) -> dict[str, dict[str, float]]:
+    """Build the database, then measure each phase in a fresh process (clean peak RSS)."""
+    import json
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        url = hub_database(Path(tmp) / "hub.db", n, uploads)
+        print(f"hub database with {n:,} records built in {time.perf_counter() - t0:.0f} s")
+        results = {}
+        for phase in ("link", "restart"):
+            done = subprocess.run(
+                [sys.executable, __file__, "--hub-phase", phase, "--hub-url", url],
+                check=True, capture_output=True, text=True,
+            )
+            results[phase] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(phase, results[phase])
+    return results
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -231,7 +380,20 @@ def main() -> None:
     ap.add_argument("--no-splink", action="store_true")
     ap.add_argument("--million", action="store_true")
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--hub", type=int, default=0, help="records for the hub service run")
+    ap.add_argument("--hub-phase", help=argparse.SUPPRESS)
+    ap.add_argument("--hub-url", help=argparse.SUPPRESS)
+    ap.add_argument("--no-quality", action="store_true")
     args = ap.parse_args()
+    if args.hub_phase:
+        import json
+
+        print(json.dumps(hub_phase(args.hub_url, args.hub_phase)))
+        return
+    if args.no_quality:
+        if args.hub:
+            run_hub(args.hub)
+        return
     from synth import generate
 
     lines: list[str] = []
@@ -297,6 +459,25 @@ def main() -> None:
             f"1,000,000 records through the cascade (synthetic digests, 13 keys, ~400k people): "
             f"{million[0]:.1f} s, peak RSS {million[2]:.0f} MiB "
             f"({million[1]:.0f} MiB before the run, mostly the input frame).",
+        ]
+    if args.hub:
+        hub = run_hub(args.hub)
+        link, restart = hub["link"], hub["restart"]
+        lines += [
+            "",
+            f"The hub's `LinkageService` on SQLite, {args.hub:,} stored records (synthetic "
+            "digests, 10 uploads), each phase in a fresh process:",
+            "",
+            "| phase | time (s) | peak RSS (MiB) |",
+            "|---|---|---|",
+            f"| link all pending records (cold start: unpack keys, cascade, write "
+            f"record_persons and persons) | {link['seconds']:.1f} | {link['peak_rss_mib']:.0f} |",
+            f"| restart: rebuild the linker from stored keys and persons (no re-linking) | "
+            f"{restart['seconds']:.1f} | {restart['peak_rss_mib']:.0f} |",
+            f"| then link one more upload of {args.hub // 100:,} records | "
+            f"{restart['upload_seconds']:.2f} | |",
+            f"| then withdraw it (re-link the persons it touched) | "
+            f"{restart['withdraw_seconds']:.2f} | |",
         ]
     lines += ["", "Per cascade step (pairs added):", "", markdown(ours["by_step"]),  # type: ignore[arg-type]
               "", "Per agency pair (final):", "", markdown(ours["by_pair"])]  # type: ignore[arg-type]

@@ -53,7 +53,12 @@ _META_SCHEMA: dict[str, Any] = {
     "dataset": pl.String,
     "event_date": pl.Date,
     "person_id": pl.String,
+    "link_key": pl.String,
+    "rank_in_dataset": pl.Int64,
 }
+
+
+_META_SCHEMA_KEYS = ["record_id", "upload_pk", "row", "dataset", "event_date"]
 
 
 @dataclass
@@ -208,6 +213,7 @@ class LinkageService:
                 UploadRow.upload_id,
                 RecordPersonRow.person_id,
                 RecordPersonRow.link_key,
+                RecordPersonRow.rank_in_dataset,
             )
             .join(UploadRow, UploadRow.id == RecordRow.upload_pk)
             .outerjoin(
@@ -226,17 +232,24 @@ class LinkageService:
         )
         if upload_pks is not None:
             query = query.where(RecordRow.upload_pk.in_(list(upload_pks)))
-        rows = connection.execute(query).all()
-        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * 9
+        # The driver's rows as they come (no per-value result processing: a million rows are
+        # read at start); the statement has only our own ids and integers as literals.
+        sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+        rows = connection.exec_driver_sql(sql).fetchall()
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * 10
+        event_date = pl.Series(columns[3], strict=False)
+        if event_date.dtype == pl.String:  # SQLite stores dates as ISO text
+            event_date = event_date.str.to_date("%Y-%m-%d")
         frame = pl.DataFrame(
             {
                 "upload_pk": pl.Series(columns[0], dtype=pl.Int64),
                 "row": pl.Series(columns[1], dtype=pl.Int64),
                 "dataset": pl.Series(columns[2], dtype=pl.String),
-                "event_date": pl.Series(columns[3], dtype=pl.Date),
+                "event_date": event_date.cast(pl.Date),
                 "upload": pl.Series(columns[6], dtype=pl.String),
                 "person_id": pl.Series(columns[7], dtype=pl.String),
                 "link_key": pl.Series(columns[8], dtype=pl.String),
+                "rank_in_dataset": pl.Series(columns[9], dtype=pl.Int64),
             }
         )
         keys = stored_fingerprints(
@@ -312,74 +325,115 @@ class LinkageService:
         return self._link_frame(domain, state, pending.filter(pl.col("person_id").is_null()))
 
     def _link_frame(self, domain: str, state: _Domain, pending: pl.DataFrame) -> int:
-        examined = 0
-        for _, upload in pending.group_by("upload_pk", maintain_order=True):
-            state.linker.add(upload)
-            state.meta = pl.concat(
-                [
-                    state.meta,
-                    upload.select(list(_META_SCHEMA)).with_columns(
-                        pl.lit(None, dtype=pl.String).alias("person_id")
-                    ),
-                ]
-            )
-            examined += self._write(domain, state, state.linker.last_changed(), [])
-        return examined
+        """Link pending records: all of them in one ``add`` (a catch-up after downtime is one
+        batch; after a live upload it is that upload)."""
+        if pending.height == 0:
+            return 0
+        state.linker.add(pending)
+        fresh = pending.select(list(_META_SCHEMA)).with_columns(
+            pl.lit(None, dtype=pl.String).alias("person_id"),
+            pl.lit(None, dtype=pl.String).alias("link_key"),
+            pl.lit(None, dtype=pl.Int64).alias("rank_in_dataset"),
+        )
+        state.meta = pl.concat([state.meta, fresh])
+        return self._write(domain, state, state.linker.last_changed(), [])
 
     def _write(
         self, domain: str, state: _Domain, changed: list[str], extra_old_persons: list[str]
     ) -> int:
-        """Store the persons of the re-examined records, in one transaction."""
+        """Store what changed for the re-examined records, in one transaction: their
+        ``record_persons`` rows whose person, link key or rank moved, and the ``persons`` rows
+        whose record count moved. Returns how many record rows were written."""
         if not changed and not extra_old_persons:
             return 0
         assigned = state.linker.assignments(changed) if changed else pl.DataFrame(
             schema={"record_id": pl.String, "person_id": pl.String, "link_key": pl.String}
         )
-        members = state.meta.join(assigned, on="record_id", how="inner", suffix="_new")
-        old_persons = set(members.get_column("person_id").drop_nulls().to_list())
-        old_persons.update(extra_old_persons)
         members = (
-            members.drop("person_id")
-            .rename({"person_id_new": "person_id"})
+            state.meta.join(assigned, on="record_id", how="inner", suffix="_new")
             .sort("event_date", "upload_pk", "row")
             .with_columns(
-                (pl.int_range(pl.len()).over("person_id", "dataset") + 1).alias(
-                    "rank_in_dataset"
+                (pl.int_range(pl.len()).over("person_id_new", "dataset") + 1).alias(
+                    "rank_new"
                 ),
-                pl.col("link_key")
-                .replace_strict(LEVELS, default=None, return_dtype=pl.Int16)
-                .alias("link_level"),
             )
         )
-        persons = members.group_by("person_id").len().sort("person_id")
-        record_rows = members.select(
-            "upload_pk", "row", "person_id", "dataset", "link_level", "link_key",
-            "rank_in_dataset",
+        moved = members.filter(
+            pl.col("person_id").ne_missing(pl.col("person_id_new"))
+            | pl.col("link_key").ne_missing(pl.col("link_key_new"))
+            | pl.col("rank_in_dataset").ne_missing(pl.col("rank_new"))
         )
+        before = members.filter(pl.col("person_id").is_not_null()).group_by("person_id").len()
+        after = members.group_by("person_id_new").len().rename({"person_id_new": "person_id"})
+        person_changes = (
+            pl.concat(
+                [
+                    before.with_columns(pl.lit(None, dtype=pl.UInt32).alias("new")),
+                    after.rename({"len": "new"}).with_columns(
+                        pl.lit(None, dtype=pl.UInt32).alias("len")
+                    ).select("person_id", "len", "new"),
+                ]
+            )
+            .group_by("person_id")
+            .agg(pl.col("len").max(), pl.col("new").max())
+            # persons that lost withdrawn records are rewritten whatever their count
+            .filter(
+                pl.col("len").ne_missing(pl.col("new"))
+                | pl.col("person_id").is_in(list(extra_old_persons))
+            )
+        )
+        gone = [p for p in extra_old_persons if p not in set(after["person_id"].to_list())]
+        rewritten = moved.filter(pl.col("person_id").is_not_null())
+        new_rows = moved.select(
+            "upload_pk",
+            "row",
+            pl.col("person_id_new").alias("person_id"),
+            "dataset",
+            pl.col("link_key_new")
+            .replace_strict(LEVELS, default=None, return_dtype=pl.Int16)
+            .alias("link_level"),
+            pl.col("link_key_new").alias("link_key"),
+            pl.col("rank_new").alias("rank_in_dataset"),
+        )
+        touched_persons = sorted(set(person_changes["person_id"].to_list()) | set(gone))
+        new_persons = person_changes.filter(pl.col("new").is_not_null())
         with self._engine.begin() as connection:
-            for chunk in _chunks(sorted(old_persons)):
-                connection.execute(
-                    delete(RecordPersonRow).where(RecordPersonRow.person_id.in_(chunk))
-                )
-                connection.execute(delete(PersonRow).where(PersonRow.person_id.in_(chunk)))
-            new_ids = persons.get_column("person_id").to_list()
-            for chunk in _chunks(new_ids):
+            for pk, rows in rewritten.group_by("upload_pk").agg("row").iter_rows():
+                for chunk in _chunks(rows):
+                    connection.execute(
+                        delete(RecordPersonRow).where(
+                            RecordPersonRow.upload_pk == pk, RecordPersonRow.row.in_(chunk)
+                        )
+                    )
+            for chunk in _chunks(touched_persons):
                 connection.execute(delete(PersonRow).where(PersonRow.person_id.in_(chunk)))
             insert_rows(
                 connection,
                 RecordPersonRow.__table__,  # type: ignore[arg-type]
-                record_rows.columns,
-                list(zip(*(s.to_list() for s in record_rows.get_columns()), strict=True)),
+                new_rows.columns,
+                list(zip(*(c.to_list() for c in new_rows.get_columns()), strict=True)),
             )
             insert_rows(
                 connection,
                 PersonRow.__table__,  # type: ignore[arg-type]
                 ["person_id", "linkage_domain", "key_version", "records"],
-                [(p, domain, self.key_version, int(n)) for p, n in persons.iter_rows()],
+                [
+                    (p, domain, self.key_version, int(n))
+                    for p, n in new_persons.select("person_id", "new").iter_rows()
+                ],
             )
-        updated = members.select("record_id", "person_id")
-        state.meta = state.meta.update(updated, on="record_id", how="left")
-        return members.height
+        updated = members.select(
+            "record_id",
+            pl.col("person_id_new").alias("person_id"),
+            pl.col("link_key_new").alias("link_key"),
+            pl.col("rank_new").alias("rank_in_dataset"),
+        )
+        # link_key may become null (a record alone again): update() would keep the old value
+        rest = state.meta.join(updated.select("record_id"), on="record_id", how="anti")
+        state.meta = pl.concat(
+            [rest, state.meta.select(_META_SCHEMA_KEYS).join(updated, on="record_id")]
+        )
+        return moved.height
 
 
 def linkage_counts(connection: Connection, agreement_id: str) -> dict[str, dict[str, int]]:

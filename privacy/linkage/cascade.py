@@ -129,16 +129,19 @@ def _components(n: int, a: I64, b: I64) -> I64:
 
 
 def _distinct_count(group: I64, value: U64 | I64, n_groups: int) -> I64:
-    """Number of distinct non-zero ``value`` per ``group``."""
+    """Number of distinct non-zero ``value`` per ``group`` (a hash aggregation in polars:
+    several times faster than sorting both columns in numpy)."""
     keep = value != 0
-    g, v = group[keep], value[keep]
-    if g.size == 0:
-        return np.zeros(n_groups, dtype=np.int64)
-    order = np.lexsort((v, g))
-    g, v = g[order], v[order]
-    new = np.ones(g.size, dtype=bool)
-    new[1:] = (g[1:] != g[:-1]) | (v[1:] != v[:-1])
-    return np.bincount(g[new], minlength=n_groups).astype(np.int64)
+    out = np.zeros(n_groups, dtype=np.int64)
+    if not keep.any():
+        return out
+    counts = (
+        pl.DataFrame({"g": group[keep], "v": value[keep].astype(np.uint64, copy=False)})
+        .group_by("g")
+        .agg(pl.col("v").n_unique())
+    )
+    out[counts["g"].to_numpy()] = counts["v"].to_numpy()
+    return out
 
 
 @dataclass

@@ -223,6 +223,19 @@ def test_withdrawing_an_upload_others_linked_to_relinks_only_its_persons(hub: Hu
     assert table_state(hub) == before
 
 
+def test_withdrawing_one_of_a_persons_uploads_updates_its_record_count(hub: Hub) -> None:
+    pol = upload(hub, POLICE, police("Amara", "P1"))
+    school = upload(hub, SCHOOLS, {})
+    csc = upload(hub, CSC, {"nhs_number": ""})  # joins both by name, DOB, postcode, UPN
+    (person,) = {persons(hub, r)[0]["person_id"] for r in (pol, school, csc)}
+    hub.ingestor.withdraw(csc["upload_id"])
+    hub.linkage.after_withdrawal(csc["upload_id"])
+    assert person_counts(hub) == {person: 2}
+    before = table_state(hub)
+    restarted(hub)
+    assert table_state(hub) == before
+
+
 def test_a_crash_between_store_and_link_leaves_pending_records_linked_at_start(
     hub: Hub,
 ) -> None:
