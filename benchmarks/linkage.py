@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adapters import get_adapter
 from adapters.readers import open_table
 from benchmarks.report import write_section
-from privacy.linkage.bloom import BloomEncoder, anchor_cascade, bloom_link
+from privacy.linkage.bloom import BloomEncoder, anchor_cascade, bloom_cascade
 from privacy.linkage.cascade import Linker
 from privacy.linkage.quality import (
     pairwise_quality,
@@ -117,21 +117,21 @@ def run_ours(data: Loaded) -> dict[str, object]:
     ids, labels = linker.labels()
     assert ids == data.keyed["record_id"].to_list()
     cascade_labels = labels.copy()
-    linked = bloom_link(data.keyed, labels)
-    final, attached = anchor_cascade(data.keyed, linked.labels)
+    bloomed, bloom_links = bloom_cascade(data.keyed, labels)
+    final, attached = anchor_cascade(data.keyed, bloomed)
     t2 = time.perf_counter()
     truth = data.canonical["person_id"]
     return {
         "cascade_seconds": t1 - t0,
         "bloom_seconds": t2 - t1,
         "cascade": pairwise_quality(cascade_labels, truth),
-        "bloom": pairwise_quality(linked.labels, truth),
+        "bloom": pairwise_quality(bloomed, truth),
         "final": pairwise_quality(final, truth),
-        "bloom_links": linked.links,
+        "bloom_links": bloom_links,
         "anchor_links": attached,
         "by_pair": quality_by_dataset_pair(final, truth, data.canonical["dataset"]),
         "by_step": quality_by_step(
-            [*linker.trace(data.keyed), ("bloom", 5, linked.labels), ("anchor", 6, final)], truth
+            [*linker.trace(data.keyed), ("bloom", 5, bloomed), ("anchor", 6, final)], truth
         ),
     }
 

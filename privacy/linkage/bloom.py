@@ -49,11 +49,13 @@ from privacy.normalise import (
 __all__ = [
     "ANCHOR_PASSES",
     "BLOCK_PURPOSE",
+    "BLOOM_PASSES",
     "BLOOM_PURPOSE",
     "BloomEncoder",
     "BloomLinks",
     "anchor_cascade",
     "anchor_link",
+    "bloom_cascade",
     "bloom_link",
     "dice",
 ]
@@ -91,6 +93,10 @@ class BloomEncoder:
         self._block = HMAC(key(BLOCK_PURPOSE), SHA256())
         seed = int.from_bytes(key(PERMUTATION_PURPOSE), "big")
         self._permutation = np.random.Generator(np.random.PCG64(seed)).permutation(2 * bits)
+        # the name-only filter gets its own permutation: comparing it with the full filter
+        # must not reveal which positions hold postcode bigrams
+        seed = int.from_bytes(key(PERMUTATION_PURPOSE + "-names"), "big")
+        self._name_permutation = np.random.Generator(np.random.PCG64(seed)).permutation(2 * bits)
         self._positions: dict[tuple[str, str, str], npt.NDArray[np.int64]] = {}
 
     def __repr__(self) -> str:  # never show key material
@@ -122,6 +128,14 @@ class BloomEncoder:
         packed: U8 = np.packbits(bits, axis=1)[inverse]
         return packed
 
+    def _harden(self, packed: U8, name: str, present: pl.Series) -> pl.Series:
+        """Balanced (filter + complement) and keyed-permuted bits; null where not ``present``."""
+        permutation = self._name_permutation if name == "bloom_name_clk" else self._permutation
+        bits = np.unpackbits(packed, axis=1).astype(bool)
+        hardened = np.packbits(np.concatenate([bits, ~bits], axis=1)[:, permutation], axis=1)
+        clk = pl.Series(name, [row.tobytes() for row in hardened], dtype=pl.Binary)
+        return pl.select(pl.when(present).then(clk)).to_series().alias(name)
+
     def _keyed(self, messages: pl.Series, label: bytes) -> list[bytes | None]:
         out: list[bytes | None] = []
         for message in messages.to_list():
@@ -152,15 +166,21 @@ class BloomEncoder:
         )
         years = norm["dob"].dt.year().cast(pl.String)
         packed = np.zeros((frame.height, self.bits // 8), dtype=np.uint8)
+        name_packed = np.zeros_like(packed)
         for field, k in _FIELDS:
-            packed |= self._field_bits(field, k, norm[field], years)
+            field_bits = self._field_bits(field, k, norm[field], years)
+            packed |= field_bits
+            if field != "postcode":
+                name_packed |= field_bits
         any_field = norm.select(
             pl.any_horizontal(pl.col(f).is_not_null() for f, _ in _FIELDS)
         ).to_series()
-        bits = np.unpackbits(packed, axis=1).astype(bool)
-        hardened = np.packbits(np.concatenate([bits, ~bits], axis=1)[:, self._permutation], axis=1)
-        clk = pl.Series("bloom_clk", [row.tobytes() for row in hardened], dtype=pl.Binary)
-        clk = pl.select(pl.when(any_field).then(clk)).to_series().alias("bloom_clk")
+        both_names = norm.select(
+            pl.col("forename").is_not_null() & pl.col("surname").is_not_null()
+        ).to_series()
+        clk = self._harden(packed, "bloom_clk", any_field)
+        # names only (no postcode), for people who moved *and* have a typo in their name
+        name_clk = self._harden(name_packed, "bloom_name_clk", both_names)
         sex = norm["sex"].fill_null("unknown")
         block_in = pl.select(
             pl.concat_str([norm["dob"].dt.to_string("%Y-%m-%d"), sex], separator="\x1f")
@@ -215,6 +235,7 @@ class BloomEncoder:
             [
                 pl.Series("bloom_block", blocks, dtype=pl.Binary),
                 clk,
+                name_clk,
                 *anchors.values(),
                 named.alias("bloom_named"),
             ]
@@ -344,12 +365,33 @@ class BloomLinks:
     pairs: pl.DataFrame  # left, right (record positions), score
 
 
+BLOOM_PASSES: tuple[tuple[str, float], ...] = (("bloom_clk", 0.92), ("bloom_name_clk", 0.9))
+"""Bloom passes: (encoding, Dice threshold). On balanced filters Dice equals one minus the
+Hamming distance over ``m``, so two different forenames with the same surname and postcode
+(twins) still score about 0.87. Measured on synth (scale 0.5, after the cascade): full CLK
+0.85 -> 32 false pairs, 0.92 -> 23; the name-only pass at 0.9 then adds ~110 true pairs and
+no false ones."""
+
+
+def bloom_cascade(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, int]:
+    """:func:`bloom_link` over :data:`BLOOM_PASSES`; returns (labels, links accepted)."""
+    lab = np.asarray(labels, dtype=np.int64).copy()
+    links = 0
+    for column, threshold in BLOOM_PASSES:
+        if column not in records.columns:
+            continue
+        result = bloom_link(records, lab, threshold=threshold, column=column)
+        lab, links = result.labels, links + result.links
+    return lab, links
+
+
 def bloom_link(
     records: pl.DataFrame,
     labels: npt.ArrayLike,
     *,
-    threshold: float = 0.85,
+    threshold: float = 0.92,
     chunk: int = 500_000,
+    column: str = "bloom_clk",
 ) -> BloomLinks:
     """Merge clusters of ``labels`` (one label per row of ``records``) whose records' CLKs
     score at least ``threshold`` within a block (see the module docstring for the rules).
@@ -361,7 +403,7 @@ def bloom_link(
         {
             "i": np.arange(n, dtype=np.int64),
             "block": records["bloom_block"],
-            "ok": records["bloom_clk"].is_not_null(),
+            "ok": records[column].is_not_null(),
             "label": lab,
         }
     ).filter(pl.col("block").is_not_null() & pl.col("ok"))
@@ -373,7 +415,7 @@ def bloom_link(
     empty = pl.DataFrame(schema={"left": pl.Int64, "right": pl.Int64, "score": pl.Float64})
     if pairs.height == 0:
         return BloomLinks(lab, 0, empty)
-    clk_all = records["bloom_clk"]
+    clk_all = records[column]
     present = np.flatnonzero(clk_all.is_not_null().to_numpy())
     matrix = np.zeros((n, len(clk_all[int(present[0])]) // 8), dtype=np.uint64)
     matrix[present] = _unpack(clk_all.gather(present))
