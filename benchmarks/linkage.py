@@ -479,6 +479,25 @@ def main() -> None:
             f"| then withdraw it (re-link the persons it touched) | "
             f"{restart['withdraw_seconds']:.2f} | |",
         ]
+    by_level = (
+        ours["by_step"]  # type: ignore[attr-defined]
+        .group_by("level", maintain_order=True)
+        .agg(
+            pl.col("key").str.join(", ").alias("keys"),
+            pl.col("added").sum(),
+            pl.col("added_true").sum(),
+            pl.col("cumulative_precision").last(),
+            pl.col("cumulative_recall").last(),
+            pl.col("cumulative_f1").last(),
+        )
+        .with_columns(
+            (pl.col("added_true") / pl.col("added")).fill_nan(1.0).alias("precision_added")
+        )
+        .select("level", "keys", "added", "added_true", "precision_added",
+                "cumulative_precision", "cumulative_recall", "cumulative_f1")
+    )
+    lines += ["", "Per cascade level (5 = Bloom passes, 6 = nameless anchors; pairs added and "
+              "quality after the level):", "", markdown(by_level)]
     lines += ["", "Per cascade step (pairs added):", "", markdown(ours["by_step"]),  # type: ignore[arg-type]
               "", "Per agency pair (final):", "", markdown(ours["by_pair"])]  # type: ignore[arg-type]
     text = "\n".join(lines)
