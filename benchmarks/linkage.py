@@ -460,6 +460,18 @@ def main() -> None:
             f"{million[0]:.1f} s, peak RSS {million[2]:.0f} MiB "
             f"({million[1]:.0f} MiB before the run, mostly the input frame).",
         ]
+    lines += ["", "Final quality split by whether a pair involves an A&E record:", ""]
+    pairs = ours["by_pair"]
+    assert isinstance(pairs, pl.DataFrame)
+    ae = (pl.col("left") == "ae_istv_assaults") | (pl.col("right") == "ae_istv_assaults")
+    for label, subset in (("pairs without an A&E record", pairs.filter(~ae)),
+                          ("pairs with an A&E record (no names)", pairs.filter(ae))):
+        tp, pred, act = (int(subset[c].sum()) for c in ("true_positive", "predicted", "actual"))
+        p_, r_ = tp / max(pred, 1), tp / max(act, 1)
+        lines.append(
+            f"- {label}: precision {p_:.4f}, recall {r_:.4f}, F1 {2 * p_ * r_ / (p_ + r_):.4f} "
+            f"({act:,} true pairs)"
+        )
     if args.hub:
         hub = run_hub(args.hub)
         link, restart = hub["link"], hub["restart"]
@@ -479,9 +491,10 @@ def main() -> None:
             f"| then withdraw it (re-link the persons it touched) | "
             f"{restart['withdraw_seconds']:.2f} | |",
         ]
+    steps = ours["by_step"]
+    assert isinstance(steps, pl.DataFrame)
     by_level = (
-        ours["by_step"]  # type: ignore[attr-defined]
-        .group_by("level", maintain_order=True)
+        steps.group_by("level", maintain_order=True)
         .agg(
             pl.col("key").str.join(", ").alias("keys"),
             pl.col("added").sum(),
