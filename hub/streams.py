@@ -26,19 +26,27 @@ class HashingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        chunk = self._source.read(len(buffer))
-        if not chunk:
+        readinto = getattr(self._source, "readinto", None)
+        if readinto is not None:
+            # Straight into the caller's buffer: no intermediate bytes object per read.
+            count = readinto(buffer) or 0
+            view = memoryview(buffer)[:count]
+        else:
+            chunk = self._source.read(len(buffer))
+            count = len(chunk)
+            buffer[:count] = chunk
+            view = memoryview(buffer)[:count]
+        if not count:
             return 0
-        self.size += len(chunk)
+        self.size += count
         if self.size > self._limit:
             raise PayloadTooLarge(
                 "file_too_large",
                 f"The file is larger than this hub accepts ({self._limit:,} bytes). "
                 "Split the extract by month and upload each part.",
             )
-        self._hash.update(chunk)
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
+        self._hash.update(view)
+        return count
 
     def drain(self) -> None:
         """Read what is left so that the hash covers the whole file."""
