@@ -61,6 +61,33 @@ _META_SCHEMA: dict[str, Any] = {
 _META_SCHEMA_KEYS = ["record_id", "upload_pk", "row", "dataset", "event_date"]
 
 
+_READ_ROWS = 100_000
+
+
+def _frame(rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
+    """Driver rows of :meth:`LinkageService._read` as a frame with key fingerprints."""
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * 10
+    event_date = pl.Series(columns[3], strict=False)
+    if event_date.dtype == pl.String:  # SQLite stores dates as ISO text
+        event_date = event_date.str.to_date("%Y-%m-%d")
+    frame = pl.DataFrame(
+        {
+            "upload_pk": pl.Series(columns[0], dtype=pl.Int64),
+            "row": pl.Series(columns[1], dtype=pl.Int64),
+            "dataset": pl.Series(columns[2], dtype=pl.String),
+            "event_date": event_date.cast(pl.Date),
+            "upload": pl.Series(columns[6], dtype=pl.String),
+            "person_id": pl.Series(columns[7], dtype=pl.String),
+            "link_key": pl.Series(columns[8], dtype=pl.String),
+            "rank_in_dataset": pl.Series(columns[9], dtype=pl.Int64),
+        }
+    )
+    keys = stored_fingerprints(
+        np.asarray(columns[4], dtype=np.int64), pl.Series(columns[5], dtype=pl.Binary)
+    )
+    return pl.concat([frame, keys], how="horizontal")
+
+
 @dataclass
 class _Domain:
     linker: Linker
@@ -235,27 +262,14 @@ class LinkageService:
         # The driver's rows as they come (no per-value result processing: a million rows are
         # read at start); the statement has only our own ids and integers as literals.
         sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
-        rows = connection.exec_driver_sql(sql).fetchall()
-        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * 10
-        event_date = pl.Series(columns[3], strict=False)
-        if event_date.dtype == pl.String:  # SQLite stores dates as ISO text
-            event_date = event_date.str.to_date("%Y-%m-%d")
-        frame = pl.DataFrame(
-            {
-                "upload_pk": pl.Series(columns[0], dtype=pl.Int64),
-                "row": pl.Series(columns[1], dtype=pl.Int64),
-                "dataset": pl.Series(columns[2], dtype=pl.String),
-                "event_date": event_date.cast(pl.Date),
-                "upload": pl.Series(columns[6], dtype=pl.String),
-                "person_id": pl.Series(columns[7], dtype=pl.String),
-                "link_key": pl.Series(columns[8], dtype=pl.String),
-                "rank_in_dataset": pl.Series(columns[9], dtype=pl.Int64),
-            }
-        )
-        keys = stored_fingerprints(
-            np.asarray(columns[4], dtype=np.int64), pl.Series(columns[5], dtype=pl.Binary)
-        )
-        frame = pl.concat([frame, keys], how="horizontal")
+        result = connection.exec_driver_sql(sql)
+        parts = []
+        while True:  # in slices: the raw rows (with their key blobs) never all sit in memory
+            rows = result.fetchmany(_READ_ROWS)
+            if not rows:
+                break
+            parts.append(_frame(rows))
+        frame = pl.concat(parts) if parts else _frame([])
         record_id = _record_ids(pl.col("upload_pk"), pl.col("row")).alias("record_id")
         return frame.with_columns(record_id)
 
