@@ -95,11 +95,29 @@ def _check_header(raw: list[str], max_columns: int) -> list[str]:
     return names
 
 
-def _tidy(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """Rename, cast to String, strip whitespace, empty → null (vectorised)."""
+def _tidy(frame: pl.DataFrame, names: list[str], *, empty_is_null: bool = False) -> pl.DataFrame:
+    """Rename, cast to String, strip whitespace, empty → null (vectorised).
+
+    ``empty_is_null``: the reader already turned empty cells into nulls (pyarrow's CSV
+    ``null_values``), so only columns with a value that starts or ends with whitespace need
+    stripping and re-checking; most extracts have none, and rewriting every column is a
+    large share of reading.
+    """
     frame = frame.rename(dict(zip(frame.columns, names, strict=True)))
+    if empty_is_null:
+        frame = frame.with_columns(pl.col(name).cast(pl.String) for name in names)
+        padded = frame.select(
+            (
+                pl.col(name).str.strip_chars().str.len_bytes().sum()
+                != pl.col(name).str.len_bytes().sum()
+            )
+            for name in names
+        ).row(0)
+        names = [name for name, flag in zip(names, padded, strict=True) if flag]
+        if not names:
+            return frame
     stripped = [pl.col(name).cast(pl.String).str.strip_chars() for name in names]
-    return frame.select(
+    return frame.with_columns(
         pl.when(expr.str.len_bytes() > 0).then(expr).otherwise(None).alias(name)
         for expr, name in zip(stripped, names, strict=True)
     )
@@ -294,8 +312,11 @@ def _open_csv(source: _Readable, *, prefix: bytes, batch_rows: int, max_columns:
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(positional, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
+                # empty cells (quoted or not) arrive as nulls; whitespace-only ones are
+                # stripped and nulled by _tidy
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
             ),
         )
     except pa.ArrowInvalid as error:
@@ -310,7 +331,7 @@ def _open_csv(source: _Readable, *, prefix: bytes, batch_rows: int, max_columns:
                 if first:
                     frame = frame.slice(1)  # the header row
                     first = False
-                yield _tidy(frame, names)
+                yield _tidy(frame, names, empty_is_null=True)
         except pa.ArrowInvalid as error:
             raise _csv_error(error, bad_row, len(names)) from None
 
