@@ -61,7 +61,7 @@ _META_SCHEMA: dict[str, Any] = {
 _META_SCHEMA_KEYS = ["record_id", "upload_pk", "row", "dataset", "event_date"]
 
 
-_READ_ROWS = 100_000
+_READ_ROWS = 20_000
 
 
 def _frame(rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
@@ -421,12 +421,13 @@ class LinkageService:
                     )
             for chunk in _chunks(touched_persons):
                 connection.execute(delete(PersonRow).where(PersonRow.person_id.in_(chunk)))
-            insert_rows(
-                connection,
-                RecordPersonRow.__table__,  # type: ignore[arg-type]
-                new_rows.columns,
-                list(zip(*(c.to_list() for c in new_rows.get_columns()), strict=True)),
-            )
+            for part in new_rows.iter_slices(_READ_ROWS):  # bounded memory for big links
+                insert_rows(
+                    connection,
+                    RecordPersonRow.__table__,  # type: ignore[arg-type]
+                    part.columns,
+                    list(zip(*(c.to_list() for c in part.get_columns()), strict=True)),
+                )
             insert_rows(
                 connection,
                 PersonRow.__table__,  # type: ignore[arg-type]
