@@ -27,6 +27,7 @@ from agreements import (
     parse_agreement,
     verify_signatures,
 )
+from hub.audit import SYSTEM, Actor, append_event
 from hub.errors import Conflict, NotFound, Unprocessable
 from hub.models import AgreementRow
 from hub.records import SAFE_IDENTIFIER_RULES
@@ -59,8 +60,13 @@ class AgreementRegistry:
             return TrustedSigners()
         return TrustedSigners.load(self._trusted_signers_file)
 
-    def register(self, data: bytes, *, source: str, format: str) -> dict[str, Any]:
-        """Validate and store one signed agreement version; the same bytes again is a no-op."""
+    def register(
+        self, data: bytes, *, source: str, format: str, actor: Actor = SYSTEM
+    ) -> dict[str, Any]:
+        """Validate and store one signed agreement version; the same content again is a no-op.
+
+        The registration and its audit event are one transaction.
+        """
         try:
             agreement = parse_agreement(data, source, format)  # type: ignore[arg-type]
             check_against_layouts(agreement, extract_layouts())
@@ -114,6 +120,15 @@ class AgreementRegistry:
                         document_sha256=digest,
                         registered_at=datetime.now(UTC),
                     )
+                )
+                append_event(
+                    connection,
+                    actor.event(
+                        "agreement.registered",
+                        f"registered version {agreement.version} (sha256 {digest[:16]})",
+                        resource=f"agreements/{agreement.id}",
+                        agreement_id=agreement.id,
+                    ),
                 )
                 log.info("agreement %s v%d registered", agreement.id, agreement.version)
         return self.summary(agreement.id)
@@ -176,7 +191,7 @@ class AgreementRegistry:
             ).scalars()
             return [self.summary(agreement_id) for agreement_id in list(ids)]
 
-    def suspend(self, agreement_id: str, reason: str) -> dict[str, Any]:
+    def suspend(self, agreement_id: str, reason: str, *, actor: Actor = SYSTEM) -> dict[str, Any]:
         row = self._latest_row(agreement_id)
         if row.suspended_at is None:
             with self._engine.begin() as connection:
@@ -187,6 +202,15 @@ class AgreementRegistry:
                         AgreementRow.version == row.version,
                     )
                     .values(suspended_at=datetime.now(UTC), suspension_reason=reason)
+                )
+                append_event(
+                    connection,
+                    actor.event(
+                        "agreement.suspended",
+                        f"suspended version {row.version}: {reason}",
+                        resource=f"agreements/{agreement_id}",
+                        agreement_id=agreement_id,
+                    ),
                 )
             log.info("agreement %s suspended", agreement_id)
         return self.summary(agreement_id)

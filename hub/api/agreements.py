@@ -40,7 +40,7 @@ def list_agreements(hub: HubDep, auth: ListAuth) -> list[dict[str, Any]]:
 
 
 @router.post("", status_code=201)
-async def register_agreement(request: Request, hub: HubDep, _auth: RegisterAuth) -> dict[str, Any]:
+async def register_agreement(request: Request, hub: HubDep, auth: RegisterAuth) -> dict[str, Any]:
     """Register a signed agreement, sent as its YAML or JSON document."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     formats = {
@@ -58,7 +58,9 @@ async def register_agreement(request: Request, hub: HubDep, _auth: RegisterAuth)
     if len(body) > MAX_AGREEMENT_BYTES:
         raise PayloadTooLarge("agreement_too_large", "An agreement document is at most 1 MiB.")
     source = request.headers.get("x-filename") or "agreement"
-    return hub.agreements.register(body, source=source, format=formats[content_type])
+    return hub.agreements.register(
+        body, source=source, format=formats[content_type], actor=auth.audit_actor
+    )
 
 
 @router.get("/{agreement_id}")
@@ -80,6 +82,6 @@ def agreement_odrl(agreement_id: str, hub: HubDep, _auth: ReadAuth) -> dict[str,
 
 @router.post("/{agreement_id}/suspend")
 def suspend_agreement(
-    agreement_id: str, request: SuspendRequest, hub: HubDep, _auth: SuspendAuth
+    agreement_id: str, request: SuspendRequest, hub: HubDep, auth: SuspendAuth
 ) -> dict[str, Any]:
-    return hub.agreements.suspend(agreement_id, request.reason)
+    return hub.agreements.suspend(agreement_id, request.reason, actor=auth.audit_actor)

@@ -1,7 +1,7 @@
 """Audit routes: signed checkpoints, events, inclusion and consistency proofs, export, key.
 
-Reading events (list or export) is itself recorded as an ``audit.read`` event, in its own
-transaction, before anything is returned. Proofs, checkpoints and the key reveal only hashes.
+Every route here is guarded by ``authorize("audit.read")`` (see hub/api/app.py), which records
+the reader, their organisation and the decision in the audit trail before anything is returned.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from hub.api.deps import get_hub
-from hub.audit import AuditEvent, append_event
 from hub.audit.events import RECORD_FIELDS
 from hub.audit.ledger import (
     EventFilter,
@@ -45,20 +44,6 @@ def _b64(value: bytes) -> str:
 
 def note_signer(hub: Hub) -> NoteSigner:
     return NoteSigner.from_key_file(hub.settings.audit_origin, hub.settings.signing_key_file)
-
-
-def _record_read(hub: Hub, request: Request, resource: str) -> None:
-    with hub.engine.begin() as connection:
-        append_event(
-            connection,
-            AuditEvent(
-                action="audit.read",
-                decision="allow",
-                reason="audit trail read",
-                resource=resource,
-                request_id=request.headers.get("x-request-id"),
-            ),
-        )
 
 
 def _bad(error: LedgerError) -> BadRequest:
@@ -117,7 +102,6 @@ def events(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
     """Events in index order, filtered; page with ``cursor`` (the previous ``next_cursor``)."""
-    _record_read(hub, request, "audit/events")
     where = EventFilter(actor, organisation, action, agreement, decision, since, until)
     with hub.engine.connect() as connection:
         page = select_events(
@@ -200,7 +184,6 @@ def export(
     request: Request, hub: HubDep, format: Literal["jsonl", "csv"] = "jsonl"
 ) -> StreamingResponse:
     """Every event, streamed: JSON Lines (verifiable offline with ``hub audit verify``) or CSV."""
-    _record_read(hub, request, f"audit/export.{format}")
     records = iter_export(hub.engine)
     if format == "csv":
         return StreamingResponse(

@@ -18,7 +18,7 @@ from fastapi import Request
 from sqlalchemy import Connection, select
 
 from agreements import Agreement
-from hub.audit import AuditEvent, append_event
+from hub.audit import Actor, AuditEvent, append_event
 from hub.auth import Identity, InvalidToken, TokenClaims
 from hub.auth.clients import is_live
 from hub.errors import HubError, NotFound
@@ -175,6 +175,16 @@ class Authorized:
     @property
     def actor(self) -> str:
         return self.subject.id
+
+    @property
+    def audit_actor(self) -> Actor:
+        """For the event a service appends in its own transaction when the action is done."""
+        return Actor(
+            actor=self.subject.id,
+            organisation=self.subject.organisation,
+            role=self.subject.role,
+            request_id=self.request_id,
+        )
 
 
 def _bearer(request: Request) -> str | None:

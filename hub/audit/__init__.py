@@ -1,5 +1,5 @@
 """The audit trail: every access decision and action, appended in the action's transaction."""
 
-from hub.audit.events import AuditEvent, append_event
+from hub.audit.events import SYSTEM, Actor, AuditEvent, append_event
 
-__all__ = ["AuditEvent", "append_event"]
+__all__ = ["SYSTEM", "Actor", "AuditEvent", "append_event"]

@@ -57,6 +57,41 @@ class AuditEvent:
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who performed an action, as the access decision established it."""
+
+    actor: str | None = None
+    organisation: str | None = None
+    role: str | None = None
+    request_id: str | None = None
+
+    def event(
+        self,
+        action: str,
+        reason: str,
+        *,
+        resource: str | None = None,
+        agreement_id: str | None = None,
+    ) -> AuditEvent:
+        """An ``allow`` event recording that ``action`` was carried out."""
+        return AuditEvent(
+            action=action,
+            decision="allow",
+            reason=reason,
+            actor=self.actor,
+            organisation=self.organisation,
+            role=self.role,
+            resource=resource,
+            agreement_id=agreement_id,
+            request_id=self.request_id,
+        )
+
+
+# An action the hub performs on its own behalf (the demo loading its data, a catch-up job).
+SYSTEM = Actor(actor="hub", organisation="hub-operator", role="system")
+
+
 def as_utc(moment: datetime) -> datetime:
     """Aware UTC; a naive value (SQLite hands them back so) is taken to be UTC already."""
     if moment.tzinfo is None:
