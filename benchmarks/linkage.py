@@ -370,6 +370,14 @@ def run_hub(n: int, uploads: int = 10) -> dict[str, dict[str, float]]:
 
 
 def peak_rss_mib() -> float:
+    """Peak resident memory of this process. VmHWM belongs to the process image, so a child
+    started with subprocess does not inherit its parent's peak (ru_maxrss does, after fork)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
