@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -41,6 +42,8 @@ clients_app = typer.Typer(
 app.add_typer(clients_app, name="clients")
 app.add_typer(audit_app, name="audit")
 
+Result = TypeVar("Result")
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -72,7 +75,21 @@ def _client(
     return HubClient(hub_url, client_id=client_id, client_secret=client_secret)
 
 
-def _fail(error: HubAPIError) -> None:
+def _call(
+    hub_url: str,
+    client_id: str | None,
+    client_secret: str | None,
+    request: Callable[[HubClient], Result],
+) -> Result:
+    """Run ``request`` against the hub; on refusal print the hub's reason and exit 1."""
+    try:
+        with _client(hub_url, client_id, client_secret) as client:
+            return request(client)
+    except HubAPIError as error:
+        _fail(error)
+
+
+def _fail(error: HubAPIError) -> NoReturn:
     where = f"HTTP {error.status_code}" if error.status_code else "no response"
     err_console.print(f"[bold red]Refused:[/] {error.message} [dim]({error.code}, {where})[/]")
     if error.status_code == 401:
@@ -222,7 +239,6 @@ def upload(
         except HubAPIError as error:
             progress.stop()
             _fail(error)
-            return
     if json_output:
         _print_json(receipt)
         return
@@ -285,12 +301,9 @@ def uploads_list(
     client_secret: ClientSecret = None,
 ) -> None:
     """List the uploads to one dataset under one agreement."""
-    try:
-        with _client(hub_url, client_id, client_secret) as client:
-            receipts = client.list_uploads(agreement, dataset)
-    except HubAPIError as error:
-        _fail(error)
-        return
+    receipts = _call(
+        hub_url, client_id, client_secret, lambda client: client.list_uploads(agreement, dataset)
+    )
     table = Table("status", "accepted", "rejected", "received", "sha256")
     table.add_column("upload_id", no_wrap=True, min_width=36)
     for r in receipts:
@@ -313,11 +326,9 @@ def uploads_show(
     client_secret: ClientSecret = None,
 ) -> None:
     """Print an upload's signed receipt."""
-    try:
-        with _client(hub_url, client_id, client_secret) as client:
-            _print_json(client.get_upload(upload_id))
-    except HubAPIError as error:
-        _fail(error)
+    _print_json(
+        _call(hub_url, client_id, client_secret, lambda client: client.get_upload(upload_id))
+    )
 
 
 @uploads_app.command("withdraw")
@@ -329,12 +340,9 @@ def uploads_withdraw(
     client_secret: ClientSecret = None,
 ) -> None:
     """Withdraw an upload: every one of its rows is deleted."""
-    try:
-        with _client(hub_url, client_id, client_secret) as client:
-            receipt = client.withdraw_upload(upload_id, reason)
-    except HubAPIError as error:
-        _fail(error)
-        return
+    receipt = _call(
+        hub_url, client_id, client_secret, lambda client: client.withdraw_upload(upload_id, reason)
+    )
     console.print(
         f"Upload {receipt['upload_id']} withdrawn at {receipt.get('withdrawn_at')}; "
         f"{receipt['rows_accepted']:,} rows deleted."
@@ -352,12 +360,9 @@ def agreements_register(
     client_secret: ClientSecret = None,
 ) -> None:
     """Register a signed agreement with the hub."""
-    try:
-        with _client(hub_url, client_id, client_secret) as client:
-            summary = client.register_agreement(file)
-    except HubAPIError as error:
-        _fail(error)
-        return
+    summary = _call(
+        hub_url, client_id, client_secret, lambda client: client.register_agreement(file)
+    )
     console.print(f"Registered {summary['id']} v{summary['version']} ({summary['status']}).")
 
 
@@ -368,12 +373,7 @@ def agreements_list(
     client_secret: ClientSecret = None,
 ) -> None:
     """List the agreements the hub holds and their status today."""
-    try:
-        with _client(hub_url, client_id, client_secret) as client:
-            summaries = client.list_agreements()
-    except HubAPIError as error:
-        _fail(error)
-        return
+    summaries = _call(hub_url, client_id, client_secret, lambda client: client.list_agreements())
     table = Table("version", "status", "valid", "datasets")
     table.add_column("id", no_wrap=True)
     for s in summaries:
@@ -395,11 +395,9 @@ def agreements_show(
     client_secret: ClientSecret = None,
 ) -> None:
     """Show one agreement's summary."""
-    try:
-        with _client(hub_url, client_id, client_secret) as client:
-            _print_json(client.get_agreement(agreement_id))
-    except HubAPIError as error:
-        _fail(error)
+    _print_json(
+        _call(hub_url, client_id, client_secret, lambda client: client.get_agreement(agreement_id))
+    )
 
 
 @agreements_app.command("suspend")
@@ -411,12 +409,12 @@ def agreements_suspend(
     client_secret: ClientSecret = None,
 ) -> None:
     """Suspend an agreement: no upload or query is accepted under it."""
-    try:
-        with _client(hub_url, client_id, client_secret) as client:
-            summary = client.suspend_agreement(agreement_id, reason)
-    except HubAPIError as error:
-        _fail(error)
-        return
+    summary = _call(
+        hub_url,
+        client_id,
+        client_secret,
+        lambda client: client.suspend_agreement(agreement_id, reason),
+    )
     console.print(f"{summary['id']} is now {summary['status']}.")
 
 
@@ -428,11 +426,9 @@ def agreements_odrl(
     client_secret: ClientSecret = None,
 ) -> None:
     """Print an agreement as W3C ODRL 2.2 JSON-LD."""
-    try:
-        with _client(hub_url, client_id, client_secret) as client:
-            _print_json(client.agreement_odrl(agreement_id))
-    except HubAPIError as error:
-        _fail(error)
+    _print_json(
+        _call(hub_url, client_id, client_secret, lambda client: client.agreement_odrl(agreement_id))
+    )
 
 
 @agreements_app.command("validate")
