@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import polars as pl
 
+import privacy.generalise as generalise
 from adapters.base import Adapter
 from agreements import DatasetTerms, FieldTerms
-from privacy import generalise
 
 RECORD_COLUMNS: tuple[str, ...] = (
     "row",

@@ -278,7 +278,9 @@ class Pseudonymiser:
     def _hmac_hex(self, column: str) -> pl.Expr:
         # Ingest's hot loop, vectorised in Rust (polars-hash) and run outside the GIL, so it
         # overlaps with reading and storing. Nulls stay null.
-        return pl.col(column).chash.hmac_sha256(key=self._hmac_key_text).alias(column)
+        # `chash` is registered at run time by polars_hash, so mypy cannot see it.
+        digest: pl.Expr = pl.col(column).chash.hmac_sha256(key=self._hmac_key_text)  # type: ignore[attr-defined]
+        return digest.alias(column)
 
     def _keys_for(self, inputs: pl.DataFrame, dataset: str | None) -> pl.DataFrame:
         strings = _normalised_fields(inputs).select(_key_strings(dataset))
