@@ -168,3 +168,55 @@ class RecordPersonRow(Base):
     link_level: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     link_key: Mapped[str | None] = mapped_column(String(40), nullable=True)
     rank_in_dataset: Mapped[int] = mapped_column(Integer)
+
+
+class QueryBudgetRow(Base):
+    """One privacy budget: a recipient organisation, an agreement and a budget period. The row
+    is created on demand and updated first in every spending transaction, so it serialises
+    spends on the same budget (a row lock on PostgreSQL, the write lock on SQLite)."""
+
+    __tablename__ = "query_budgets"
+
+    organisation: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    updates: Mapped[int] = mapped_column(Integer)
+
+
+class BudgetSpendRow(Base):
+    """One spend of a budget: a release (``release_id``), or the epsilon spent choosing a
+    contribution bound for a target-accuracy query that was then refused (``release_id`` NULL)."""
+
+    __tablename__ = "budget_spends"
+    __table_args__ = (Index("ix_budget_spends_budget", "organisation", "agreement_id", "period"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organisation: Mapped[str] = mapped_column(String(64))
+    agreement_id: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(16))
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    query_hash: Mapped[str] = mapped_column(String(64))
+    release_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReleaseRow(Base):
+    """One differentially-private release, as returned: the same query (canonical hash) from
+    the same organisation under the same agreement gets this row back and spends nothing."""
+
+    __tablename__ = "releases"
+    __table_args__ = (
+        UniqueConstraint("agreement_id", "organisation", "query_hash", name="uq_releases_query"),
+    )
+
+    release_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(String(64))
+    organisation: Mapped[str] = mapped_column(String(64))
+    query_hash: Mapped[str] = mapped_column(String(64))
+    query: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    period: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from hub.api import agreements, clients, linkage, oauth, uploads
+from hub.api import agreements, clients, linkage, oauth, queries, uploads
 from hub.api.audit import router as audit_router
 from hub.api.deps import Authorized, authorize
 from hub.api.errors import ContainErrors
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.include_router(agreements.router)
     app.include_router(uploads.router)
     app.include_router(linkage.router)
+    app.include_router(queries.router)
     # The audit router's endpoints all read the audit trail: one policy decision guards them.
     app.include_router(audit_router, dependencies=[Depends(authorize("audit.read"))])
     app.include_router(clients.router)

@@ -16,12 +16,13 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import Connection, select
+from starlette.concurrency import run_in_threadpool
 
 from agreements import Agreement
 from hub.audit import Actor, AuditEvent, append_event
 from hub.auth import Identity, InvalidToken, TokenClaims
 from hub.auth.clients import is_live
-from hub.errors import HubError, NotFound
+from hub.errors import HubError, NotFound, Unprocessable
 from hub.models import UploadRow
 from hub.services import Hub
 from policies import AgreementFacts, Decision, Resource, Subject, decide
@@ -157,6 +158,32 @@ RESOURCES: dict[str, ResourceBuilder] = {
     "client.list": lambda hub, c, path: Resource(kind="client"),
     "client.create": lambda hub, c, path: Resource(kind="client"),
     "client.revoke": lambda hub, c, path: Resource(kind="client", id=path.get("client_id")),
+    "budget.read": lambda hub, c, path: Resource(kind="budget"),
+}
+
+# Actions whose resource is named in the JSON body (a query names its agreement and dataset):
+# the builder parses the body and returns the resource and the context the rules check
+# (dimensions, epsilon). The door reads the body before deciding.
+BodyResourceBuilder = Callable[[Hub, bytes], tuple[Resource, Mapping[str, Any]]]
+
+
+def _query_resource(
+    hub: Hub, body: bytes, *, with_epsilon: bool
+) -> tuple[Resource, dict[str, Any]]:
+    from hub.queries import door_epsilon, parse_request, query_dimensions
+
+    purpose, query = parse_request(body)
+    agreement = hub.agreements.get(query.agreement_id)
+    facts = agreement_facts(agreement, hub.agreements.status(query.agreement_id))
+    context: dict[str, Any] = {"purpose": purpose, "dimensions": query_dimensions(query)}
+    if with_epsilon:
+        context["epsilon"] = door_epsilon(query, agreement)
+    return Resource(kind="dataset", agreement=facts, dataset=query.dataset), context
+
+
+BODY_RESOURCES: dict[str, BodyResourceBuilder] = {
+    "query.run": lambda hub, body: _query_resource(hub, body, with_epsilon=True),
+    "query.preview": lambda hub, body: _query_resource(hub, body, with_epsilon=False),
 }
 
 
@@ -222,13 +249,16 @@ def _record(
     )
 
 
-def authorize(action: str) -> Callable[[Request], Authorized]:
+def authorize(action: str) -> Callable[[Request], Any]:
     """The dependency for ``action``: 401 without a valid token, 403 when the policy denies."""
-    if action not in RESOURCES:
+    if action not in RESOURCES and action not in BODY_RESOURCES:
         raise ValueError(f"no resource builder for action {action!r}; add one to RESOURCES")
 
     def dependency(request: Request) -> Authorized:
         # A plain `def`: FastAPI runs it in a worker thread, off the event loop.
+        return decide_request(request, None)
+
+    def decide_request(request: Request, body: bytes | None) -> Authorized:
         hub = get_hub(request)
         identity = get_identity(request)
         request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
@@ -303,10 +333,14 @@ def authorize(action: str) -> Callable[[Request], Authorized]:
                 revoked = None
         if revoked is not None:
             raise revoked
+        context: Mapping[str, Any] = {}
         try:
-            with hub.engine.connect() as connection:
-                resource = RESOURCES[action](hub, connection, path)
-        except NotFound as missing:
+            if body is not None:
+                resource, context = BODY_RESOURCES[action](hub, body)
+            else:
+                with hub.engine.connect() as connection:
+                    resource = RESOURCES[action](hub, connection, path)
+        except (NotFound, Unprocessable) as missing:
             with hub.engine.begin() as connection:
                 _record(
                     connection,
@@ -318,7 +352,7 @@ def authorize(action: str) -> Callable[[Request], Authorized]:
                     resource_text=where,
                 )
             raise
-        decision = decide(subject, action, resource)
+        decision = decide(subject, action, resource, context)
         with hub.engine.begin() as connection:
             _record(
                 connection,
@@ -336,6 +370,16 @@ def authorize(action: str) -> Callable[[Request], Authorized]:
                 "ask your organisation's information-governance lead.",
             )
         return Authorized(subject, claims, decision, request_id)
+
+    if action in BODY_RESOURCES:
+
+        async def body_dependency(request: Request) -> Authorized:
+            body = await request.body()
+            return await run_in_threadpool(decide_request, request, body)
+
+        body_dependency.__name__ = f"authorize_{action.replace('.', '_')}"
+        body_dependency.action = action  # type: ignore[attr-defined]
+        return body_dependency
 
     dependency.__name__ = f"authorize_{action.replace('.', '_')}"
     dependency.action = action  # type: ignore[attr-defined]

@@ -1,0 +1,958 @@
+"""Differentially-private queries: plan against the agreement, aggregate in SQL, noise with
+``privacy.dp``, spend the budget atomically, store the release.
+
+How a query runs (see docs/queries.md for the arguments):
+
+1. ``plan`` checks the query against the agreement (dataset, measure, attribute and its
+   clamping bounds, dimensions and their public value sets, linkage datasets, epsilon and the
+   per-query cap) and builds the public key set. Nothing here reads data.
+2. ``bounded_table`` runs in the database (SQLAlchemy Core; the same statement on SQLite and
+   PostgreSQL): records of the agreement's live uploads joined to their persons, filtered,
+   restricted to ``rank_in_dataset <= k`` (each person's first k records of the dataset by
+   event date, kept up to date by the linkage service: no window function at query time), and
+   grouped by the requested dimensions. Only the contingency table comes back to Python.
+3. ``k`` is chosen from the data with a small accounted part of epsilon
+   (``privacy.dp.bounds.choose_bound`` on the histogram "persons by their highest rank among
+   the query's records", computed in SQL).
+4. The table is aligned to the full key set (empty cells are 0) and noised by
+   ``privacy.dp.mechanisms``; the agreement's post-processing runs on the noisy values only.
+5. In one transaction: lock the (organisation, agreement, period) budget row, return the stored
+   release if the same query was answered meanwhile, check ``budget.decide``, insert the spend,
+   the release and the ``query.release`` audit event, commit. Then the release is returned.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+import polars as pl
+from pydantic import ValidationError
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Float,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    not_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from agreements import Agreement
+from hub.audit import Actor, append_event
+from hub.errors import Conflict, HubError, Unprocessable
+from hub.models import (
+    BudgetSpendRow,
+    QueryBudgetRow,
+    RecordPersonRow,
+    RecordRow,
+    ReleaseRow,
+    UploadRow,
+)
+from privacy.dp import accuracy, bounds, budget, mechanisms, postprocess
+from privacy.dp.budget import Filter, LinkageCondition, Query, Spend
+
+BOUND_SHARE = 0.1
+"""Share of a query's epsilon spent choosing the rows-per-person bound from the data."""
+BOUND_QUANTILE = 0.95
+MAX_ROWS = 20
+"""Public cap of the bound candidates (1..MAX_ROWS rows per person)."""
+MAX_CELLS = 200_000
+MAX_QUANTILE_CANDIDATES = 2_001
+COUNT_SHARE = 0.5
+"""Share of a mean's release epsilon that goes to the noisy count."""
+
+# --- dimensions: public name -> where the value lives, per dataset ------------------------------
+#
+# Columns of ``records`` hold the same thing for every dataset (the adapters map each
+# extract's own field onto them); ``month`` is computed from ``records.event_date``.
+# Other dimensions are attributes (JSON) whose name differs by dataset; a dataset without an
+# entry does not offer that dimension.
+COLUMN_DIMENSIONS: dict[str, str] = {
+    "borough": "borough_gss_code",
+    "age_band": "age_band",
+    "sex": "sex",
+}
+MONTH = "month"
+ATTRIBUTE_DIMENSIONS: dict[str, dict[str, str]] = {
+    "offence_group": {"police_violence_offences": "ho_offence_group"},
+    "weapon": {
+        "police_violence_offences": "weapon_type",
+        "ae_istv_assaults": "assault_method",
+    },
+}
+TOTAL = "total"  # the one key column of a query without group-by
+
+
+class QueryRefused(HubError):
+    """The query is well formed but the agreement does not allow it."""
+
+    status_code = 403
+
+
+class BudgetExhausted(Conflict):
+    """The budget left for this period cannot pay for the query."""
+
+
+def dimension_available(dimension: str, dataset: str) -> bool:
+    return (
+        dimension in COLUMN_DIMENSIONS
+        or dimension == MONTH
+        or dataset in ATTRIBUTE_DIMENSIONS.get(dimension, {})
+    )
+
+
+def parse_request(raw: bytes | Mapping[str, Any]) -> tuple[str | None, Query]:
+    """The purpose and the ``Query`` of a request body (the query's fields plus ``purpose``);
+    422 with the problems (never the input) otherwise. The purpose is checked by the policy
+    and recorded in the audit trail; it is not part of the query's canonical form, so the same
+    query for another purpose gets the same stored release."""
+    try:
+        data = json.loads(raw) if isinstance(raw, bytes | bytearray) else dict(raw)
+    except ValueError:
+        raise Unprocessable("invalid_query", "The request body is not JSON.") from None
+    if not isinstance(data, dict):
+        raise Unprocessable("invalid_query", "The request body must be a JSON object.")
+    data = dict(data)
+    purpose = data.pop("purpose", None)
+    if purpose is not None and not isinstance(purpose, str):
+        raise Unprocessable("invalid_query", "purpose must be a string (a purpose id).")
+    try:
+        return purpose, Query.model_validate(data)
+    except ValidationError as error:
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+            for e in error.errors()
+        ]
+        raise Unprocessable("invalid_query", "The query is not valid.", details=problems) from None
+
+
+def query_dimensions(query: Query) -> list[str]:
+    """Every dimension the query uses (group-by, filters, linkage-condition filters)."""
+    names = set(query.group_by) | {f.dimension for f in query.filters}
+    for condition in query.linkage:
+        names |= {f.dimension for f in condition.filters}
+    return sorted(names)
+
+
+def door_epsilon(query: Query, agreement: Agreement) -> float:
+    """The epsilon the door checks against the per-query cap: the query's own, or for a
+    target half-width the least it could cost (bound share plus the release at bound 1)."""
+    if query.epsilon is not None:
+        return query.epsilon
+    cap = agreement.outputs.budget.epsilon_per_query
+    try:
+        return BOUND_SHARE * cap + _release_epsilon(query, agreement, 1)
+    except (accuracy.AccuracyError, HubError):
+        return math.inf
+
+
+# --- plan: everything that needs no data --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    query: Query
+    agreement: Agreement
+    keyset: pl.DataFrame
+    key_columns: tuple[str, ...]
+    clamp: mechanisms.Clamp | None
+    cap: Spend  # per period
+    per_query: float
+    period: str
+
+
+def plan(query: Query, agreement: Agreement, today: date) -> Plan:
+    """Check ``query`` against ``agreement``; 422 or 403 with what to change."""
+    outputs = agreement.outputs
+    if query.agreement_id != agreement.id:
+        raise Unprocessable("agreement_mismatch", "The query names another agreement.")
+    names = [d.name for d in agreement.datasets]
+    if query.dataset not in names:
+        raise QueryRefused(
+            "dataset_not_in_agreement",
+            f"Agreement {agreement.id} does not cover dataset {query.dataset!r}; "
+            f"its datasets are {', '.join(names)}.",
+        )
+    for condition in query.linkage:
+        if condition.dataset not in names:
+            raise QueryRefused(
+                "linkage_dataset_not_in_agreement",
+                f"The linkage condition names dataset {condition.dataset!r}, which agreement "
+                f"{agreement.id} does not cover; its datasets are {', '.join(names)}.",
+            )
+    if query.measure not in outputs.measures:
+        raise QueryRefused(
+            "measure_not_permitted",
+            f"Agreement {agreement.id} does not permit measure {query.measure}; "
+            f"it permits {', '.join(outputs.measures)}.",
+        )
+    clamp = None
+    if query.attribute is not None:
+        found = [
+            n
+            for n in outputs.numeric_attributes
+            if n.dataset == query.dataset and n.field == query.attribute
+        ]
+        if not found:
+            allowed = [n.field for n in outputs.numeric_attributes if n.dataset == query.dataset]
+            raise QueryRefused(
+                "attribute_not_permitted",
+                f"Attribute {query.attribute!r} of {query.dataset} has no clamping bounds in "
+                f"agreement {agreement.id}; numeric attributes of this dataset: "
+                f"{', '.join(allowed) or 'none'}.",
+            )
+        clamp = mechanisms.Clamp(found[0].lower, found[0].upper)
+    public = {d.name: list(d.values) for d in outputs.dimensions}
+    used = query_dimensions(query)
+    not_permitted = [d for d in used if d not in public]
+    if not_permitted:
+        raise QueryRefused(
+            "dimension_not_permitted",
+            f"Dimensions {', '.join(not_permitted)} are not permitted by agreement "
+            f"{agreement.id}; permitted: {', '.join(public)}.",
+        )
+    try:
+        budget.check_public_values(query, public)
+        for condition in query.linkage:
+            for f in condition.filters:
+                bad = [v for v in f.values if v not in set(public[f.dimension])]
+                if bad:
+                    raise budget.QueryValueError(
+                        f"linkage filter on {f.dimension!r}: {bad[:5]} not in the public value set"
+                    )
+    except budget.QueryValueError as error:
+        raise Unprocessable("value_not_public", f"{error}.") from None
+    main = (query.dataset, [*query.group_by, *(f.dimension for f in query.filters)])
+    others = [(c.dataset, [f.dimension for f in c.filters]) for c in query.linkage]
+    for dataset, dims in [main, *others]:
+        missing = [d for d in dims if not dimension_available(d, dataset)]
+        if missing:
+            raise Unprocessable(
+                "dimension_not_in_dataset",
+                f"Dataset {dataset} has no field for dimension(s) {', '.join(missing)} "
+                "(see docs/queries.md, 'Dimensions').",
+            )
+    per_query = outputs.budget.epsilon_per_query
+    if query.epsilon is not None and query.epsilon > per_query + budget.TOLERANCE:
+        raise QueryRefused(
+            "epsilon_above_cap",
+            f"Epsilon {query.epsilon:g} is above agreement {agreement.id}'s per-query cap of "
+            f"{per_query:g}; ask for at most {per_query:g} (a wider half-width).",
+        )
+    filters = {f.dimension: list(f.values) for f in query.filters}
+    key_columns = tuple(query.group_by) or (TOTAL,)
+    if query.group_by:
+        values = [filters.get(d, public[d]) for d in query.group_by]
+        cells = math.prod(len(v) for v in values)
+        if cells > MAX_CELLS:
+            raise Unprocessable(
+                "too_many_cells",
+                f"The group-by has {cells:,} cells (at most {MAX_CELLS:,}); group by fewer "
+                "dimensions or filter them.",
+            )
+        rows = list(itertools.product(*values))
+        keyset = pl.DataFrame(
+            {d: [r[i] for r in rows] for i, d in enumerate(query.group_by)},
+            schema={d: pl.String for d in query.group_by},
+        )
+    else:
+        keyset = pl.DataFrame({TOTAL: ["all"]})
+    b = outputs.budget
+    return Plan(
+        query=query,
+        agreement=agreement,
+        keyset=keyset,
+        key_columns=key_columns,
+        clamp=clamp,
+        cap=Spend(b.epsilon_per_period, b.delta),
+        per_query=per_query,
+        period=budget.period_label(today, b.period),
+    )
+
+
+def _clamp_of(query: Query, agreement: Agreement) -> mechanisms.Clamp | None:
+    for n in agreement.outputs.numeric_attributes:
+        if n.dataset == query.dataset and n.field == query.attribute:
+            return mechanisms.Clamp(n.lower, n.upper)
+    return None
+
+
+def _candidates(clamp: mechanisms.Clamp) -> list[float]:
+    """Public quantile candidates: whole numbers across the clamping range, or an even grid."""
+    lo, hi = math.floor(clamp.lower), math.ceil(clamp.upper)
+    if hi - lo + 1 <= MAX_QUANTILE_CANDIDATES:
+        return [float(v) for v in range(lo, hi + 1)]
+    step = (clamp.upper - clamp.lower) / (MAX_QUANTILE_CANDIDATES - 1)
+    return [clamp.lower + i * step for i in range(MAX_QUANTILE_CANDIDATES)]
+
+
+def sensitivity(query: Query, clamp: mechanisms.Clamp | None, bound: int) -> float:
+    """l1 sensitivity of the release at rows-per-person ``bound`` (privacy.dp.mechanisms)."""
+    cb = mechanisms.ContributionBounds(bound, bound)
+    if query.measure == "count_records":
+        return mechanisms.count_sensitivity("records", cb)
+    if query.measure == "count_persons":
+        return mechanisms.count_sensitivity("persons", cb)
+    assert clamp is not None
+    return mechanisms.sum_sensitivity(cb, clamp)
+
+
+def half_width(query: Query, agreement: Agreement, epsilon: float, bound: int) -> float:
+    """The 95% half-width (ranks for a quantile) of a release at ``epsilon`` and ``bound``."""
+    clamp = _clamp_of(query, agreement)
+    if query.measure in ("count_records", "count_persons"):
+        return float(accuracy.discrete_laplace_half_width(epsilon, sensitivity(query, None, bound)))
+    assert clamp is not None
+    if query.measure == "sum":
+        return accuracy.laplace_half_width(epsilon, sensitivity(query, clamp, bound))
+    if query.measure == "mean":
+        return accuracy.mean_half_width(epsilon, bound, clamp.lower, clamp.upper, 100)
+    return accuracy.quantile_rank_half_width(
+        epsilon, bound, float(query.quantile or 0.5), len(_candidates(clamp))
+    )
+
+
+def _release_epsilon(query: Query, agreement: Agreement, bound: int) -> float:
+    """Epsilon of the release part that gives ``query.target_half_width`` at ``bound``."""
+    target = float(query.target_half_width or 0)
+    clamp = _clamp_of(query, agreement)
+    if query.measure in ("count_records", "count_persons"):
+        return accuracy.discrete_laplace_epsilon(target, sensitivity(query, None, bound))
+    assert clamp is not None
+    if query.measure == "sum":
+        return accuracy.laplace_epsilon(target, sensitivity(query, clamp, bound))
+    if query.measure == "mean":
+        return accuracy.mean_epsilon(target, bound, clamp.lower, clamp.upper, 100)
+    return accuracy.quantile_epsilon(
+        target, bound, float(query.quantile or 0.5), len(_candidates(clamp))
+    )
+
+
+def preview(query: Query, agreement: Agreement, today: date) -> dict[str, Any]:
+    """Accuracy for an epsilon, or epsilon for an accuracy, at each possible bound. Reads no
+    data and spends nothing: the bound is chosen from the data only when the query runs."""
+    plan(query, agreement, today)
+    cap = agreement.outputs.budget.epsilon_per_query
+    rows: list[dict[str, Any]] = []
+    for bound in range(1, 6):
+        try:
+            if query.epsilon is not None:
+                eps_bound = BOUND_SHARE * query.epsilon
+                eps_release = query.epsilon - eps_bound
+                rows.append(
+                    {
+                        "bound": bound,
+                        "epsilon": query.epsilon,
+                        "half_width": half_width(query, agreement, eps_release, bound),
+                    }
+                )
+            else:
+                eps_bound = BOUND_SHARE * cap
+                eps = eps_bound + _release_epsilon(query, agreement, bound)
+                rows.append(
+                    {
+                        "bound": bound,
+                        "epsilon": eps,
+                        "half_width": query.target_half_width,
+                        "within_cap": eps <= cap + budget.TOLERANCE,
+                    }
+                )
+        except accuracy.AccuracyError as error:
+            rows.append({"bound": bound, "error": str(error)})
+    return {
+        "agreement_id": agreement.id,
+        "measure": query.measure,
+        "epsilon_per_query": cap,
+        "epsilon_bound_share": BOUND_SHARE,
+        "accuracy": "95% half-width"
+        + (" in ranks (records)" if query.measure == "quantile" else ""),
+        "note": "the rows-per-person bound is chosen from the data (a DP quantile) when the "
+        "query runs; the table gives the accuracy at each bound it may choose",
+        "by_bound": rows,
+        "spent": 0.0,
+    }
+
+
+# --- SQL ----------------------------------------------------------------------------------------
+
+_R = RecordRow.__table__
+_RP = RecordPersonRow.__table__
+_U = UploadRow.__table__
+
+
+def month_of(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """'YYYY-MM' of a date column, portably (SQLite stores ISO text, PostgreSQL a date)."""
+    if dialect == "postgresql":
+        return func.to_char(column, "YYYY-MM")
+    return func.strftime("%Y-%m", column)
+
+
+def shift_days(column: ColumnElement[Any], days: int, dialect: str) -> ColumnElement[Any]:
+    """``column`` + ``days`` days (``days`` is a validated int, inlined)."""
+    days = int(days)
+    if dialect == "postgresql":
+        return column + literal_column(str(days))
+    return func.date(column, f"{days:+d} days")
+
+
+def dimension_expr(dimension: str, dataset: str, records: Any, dialect: str) -> ColumnElement[Any]:
+    if dimension in COLUMN_DIMENSIONS:
+        return records.c[COLUMN_DIMENSIONS[dimension]]  # type: ignore[no-any-return]
+    if dimension == MONTH:
+        return month_of(records.c.event_date, dialect)
+    field = ATTRIBUTE_DIMENSIONS[dimension][dataset]
+    return records.c.attributes[field].as_string()  # type: ignore[no-any-return]
+
+
+def _filters(
+    filters: Sequence[Filter], dataset: str, records: Any, dialect: str
+) -> list[ColumnElement[bool]]:
+    return [
+        dimension_expr(f.dimension, dataset, records, dialect).in_(list(f.values)) for f in filters
+    ]
+
+
+def _linkage(condition: LinkageCondition, agreement_id: str, dialect: str) -> ColumnElement[bool]:
+    """EXISTS a record of the same person in ``condition.dataset`` (live, this agreement),
+    within the date window around the query record's event date."""
+    r2, rp2, u2 = _R.alias("lr"), _RP.alias("lrp"), _U.alias("lu")
+    where: list[ColumnElement[bool]] = [
+        rp2.c.person_id == _RP.c.person_id,
+        rp2.c.dataset == condition.dataset,
+        r2.c.dataset == condition.dataset,
+        u2.c.agreement_id == agreement_id,
+        u2.c.live == 1,
+    ]
+    if condition.days_before is not None or condition.days_after is not None:
+        before = condition.days_before or 0
+        after = condition.days_after or 0
+        where.append(r2.c.event_date >= shift_days(_R.c.event_date, -before, dialect))
+        where.append(r2.c.event_date <= shift_days(_R.c.event_date, after, dialect))
+    where += _filters(condition.filters, condition.dataset, r2, dialect)
+    found = exists(
+        select(literal(1))
+        .select_from(
+            rp2.join(r2, and_(r2.c.upload_pk == rp2.c.upload_pk, r2.c.row == rp2.c.row)).join(
+                u2, u2.c.id == r2.c.upload_pk
+            )
+        )
+        .where(*where)
+    )
+    return found if condition.appears else not_(found)
+
+
+def _value(p: Plan) -> ColumnElement[Any]:
+    """The attribute as a number, clamped to the agreement's bounds."""
+    assert p.clamp is not None and p.query.attribute is not None
+    raw = cast(_R.c.attributes[p.query.attribute].as_string(), Float)
+    lo, hi = literal(p.clamp.lower, Float), literal(p.clamp.upper, Float)
+    return case((raw < lo, lo), (raw > hi, hi), else_=raw)
+
+
+def _population(p: Plan, dialect: str) -> tuple[Any, list[ColumnElement[bool]]]:
+    """FROM and WHERE of the query's records (before the contribution bound)."""
+    q = p.query
+    source = _R.join(_RP, and_(_RP.c.upload_pk == _R.c.upload_pk, _RP.c.row == _R.c.row)).join(
+        _U, _U.c.id == _R.c.upload_pk
+    )
+    where: list[ColumnElement[bool]] = [
+        _U.c.agreement_id == p.agreement.id,
+        _U.c.live == 1,
+        _R.c.dataset == q.dataset,
+        _RP.c.dataset == q.dataset,
+    ]
+    if q.attribute is not None:
+        where.append(_R.c.attributes[q.attribute].as_string().is_not(None))
+    where += _filters(q.filters, q.dataset, _R, dialect)
+    where += [_linkage(c, p.agreement.id, dialect) for c in q.linkage]
+    return source, where
+
+
+def rank_histogram(connection: Connection, p: Plan) -> dict[int, int]:
+    """{m: persons whose highest rank among the query's records is m}: keeping each person's
+    first m records (by rank) keeps all of that person's records in the query. One value per
+    person, so removing a person changes one entry (d_in = 1 for the DP quantile)."""
+    source, where = _population(p, connection.dialect.name)
+    per_person = (
+        select(func.max(_RP.c.rank_in_dataset).label("m"))
+        .select_from(source)
+        .where(*where)
+        .group_by(_RP.c.person_id)
+        .subquery()
+    )
+    rows = connection.execute(select(per_person.c.m, func.count()).group_by(per_person.c.m)).all()
+    return {int(m): int(n) for m, n in rows}
+
+
+def bounded_table(connection: Connection, p: Plan, bound: int) -> pl.DataFrame:
+    """The contingency table at rows-per-person ``bound``, in the database.
+
+    Columns: the key columns and ``value`` (counts, sums), or ``sum`` and ``count`` (mean), or
+    ``value`` and ``n`` (quantile: records per clamped whole value, expanded in Python)."""
+    q = p.query
+    dialect = connection.dialect.name
+    source, where = _population(p, dialect)
+    where = [*where, _RP.c.rank_in_dataset <= bound]
+    dims = [dimension_expr(d, q.dataset, _R, dialect).label(d) for d in q.group_by]
+    if q.measure == "count_persons":
+        distinct = (
+            select(*dims, _RP.c.person_id).select_from(source).where(*where).distinct().subquery()
+        )
+        keys = [distinct.c[d] for d in q.group_by]
+        statement = select(*keys, func.count().label("value")).group_by(*keys)
+    elif q.measure == "count_records":
+        statement = (
+            select(*dims, func.count().label("value"))
+            .select_from(source)
+            .where(*where)
+            .group_by(*dims)
+        )
+    elif q.measure == "sum":
+        statement = (
+            select(*dims, func.sum(_value(p)).label("value"))
+            .select_from(source)
+            .where(*where)
+            .group_by(*dims)
+        )
+    elif q.measure == "mean":
+        statement = (
+            select(*dims, func.sum(_value(p)).label("sum"), func.count().label("count"))
+            .select_from(source)
+            .where(*where)
+            .group_by(*dims)
+        )
+    else:  # quantile: records per whole value (the candidates are whole numbers)
+        value = func.round(_value(p)).label("value")
+        statement = (
+            select(*dims, value, func.count().label("n"))
+            .select_from(source)
+            .where(*where)
+            .group_by(*dims, value)
+        )
+    rows = connection.execute(statement).all()
+    selected = [c.name for c in statement.selected_columns]
+    columns = list(q.group_by) + [c for c in selected if c not in q.group_by]
+    frame = pl.DataFrame(
+        [tuple(r) for r in rows], schema=columns, orient="row", infer_schema_length=None
+    )
+    for d in q.group_by:
+        frame = frame.with_columns(pl.col(d).cast(pl.String))
+    if not q.group_by:
+        frame = frame.with_columns(pl.lit("all").alias(TOTAL))
+    # Records whose dimension is missing or outside the public key set are not counted.
+    return frame.join(p.keyset, on=list(p.key_columns), how="semi")
+
+
+# --- release ------------------------------------------------------------------------------------
+
+
+def _post_processing(p: Plan) -> postprocess.PostProcessing:
+    outputs = p.agreement.outputs
+    if p.query.measure in ("count_records", "count_persons"):
+        return postprocess.PostProcessing(
+            non_negative=True,
+            integer=True,
+            round_to_base=outputs.rounding_base if outputs.rounding_base > 1 else None,
+            suppress_below=float(outputs.suppression_threshold)
+            if outputs.suppression_threshold
+            else None,
+        )
+    if p.query.measure == "sum":
+        non_negative = p.clamp is not None and p.clamp.lower >= 0
+        return postprocess.PostProcessing(non_negative=non_negative)
+    return postprocess.PostProcessing()
+
+
+def noise(p: Plan, table: pl.DataFrame, bound: int, epsilon: float) -> mechanisms.Release:
+    q = p.query
+    cb = mechanisms.ContributionBounds(bound, bound)
+    keyset = p.keyset
+    if q.measure in ("count_records", "count_persons"):
+        unit: mechanisms.CountUnit = "records" if q.measure == "count_records" else "persons"
+        table = table.with_columns(pl.col("value").cast(pl.Int64))
+        return mechanisms.release_count(table, keyset, unit=unit, bounds=cb, epsilon=epsilon)
+    assert p.clamp is not None
+    if q.measure == "sum":
+        table = table.with_columns(pl.col("value").cast(pl.Float64))
+        return mechanisms.release_sum(table, keyset, bounds=cb, clamp=p.clamp, epsilon=epsilon)
+    if q.measure == "mean":
+        table = table.with_columns(pl.col("sum").cast(pl.Float64), pl.col("count").cast(pl.Int64))
+        return mechanisms.release_mean(
+            table, keyset, bounds=cb, clamp=p.clamp, epsilon=epsilon, count_share=COUNT_SHARE
+        )
+    rows = (
+        table.select(
+            *p.key_columns,
+            pl.col("value").cast(pl.Float64).repeat_by(pl.col("n").cast(pl.UInt32)),
+        )
+        .explode("value")
+        .drop_nulls("value")
+    )
+    return mechanisms.release_quantile(
+        rows,
+        keyset,
+        alpha=float(q.quantile or 0.5),
+        candidates=_candidates(p.clamp),
+        bounds=cb,
+        epsilon=epsilon,
+    )
+
+
+def _json_number(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def release_document(
+    p: Plan,
+    release: mechanisms.Release,
+    *,
+    release_id: str,
+    query_hash: str,
+    bound: bounds.BoundChoice,
+    epsilon_release: float,
+    epsilon_total: float,
+    spec: postprocess.PostProcessing,
+    created_at: datetime,
+) -> dict[str, Any]:
+    meta = release.meta
+    table = release.table
+    cells = [{k: _json_number(v) for k, v in row.items()} for row in table.iter_rows(named=True)]
+    if not p.query.group_by:
+        for cell in cells:
+            cell.pop(TOTAL, None)
+    return {
+        "release_id": release_id,
+        "query_hash": query_hash,
+        "agreement_id": p.agreement.id,
+        "dataset": p.query.dataset,
+        "measure": meta.measure,
+        "group_by": list(p.query.group_by),
+        "cells": cells,
+        "epsilon": epsilon_total,
+        "delta": meta.delta,
+        "epsilon_release": epsilon_release,
+        "epsilon_spent_by_mechanism": meta.epsilon,
+        "mechanism": meta.mechanism,
+        "unit_of_privacy": meta.unit_of_privacy,
+        "contribution_bound": {
+            "rows_per_person": bound.bound,
+            "groups_per_person": bound.bound if p.query.measure == "count_persons" else None,
+            "chosen_by": f"DP {bound.quantile:g}-quantile of rows per person "
+            f"(candidates 1..{bound.max_rows}, {bound.mechanism})",
+            "epsilon": bound.epsilon_spent,
+        },
+        "clamp": None
+        if meta.clamp is None
+        else {"lower": meta.clamp.lower, "upper": meta.clamp.upper},
+        "sensitivity": meta.sensitivity,
+        "scale": meta.scale,
+        "confidence": meta.confidence,
+        "interval": meta.interval,
+        "post_processing": {
+            "non_negative": spec.non_negative,
+            "integer": spec.integer,
+            "round_to_base": spec.round_to_base,
+            "suppress_below": spec.suppress_below,
+            "applied_to": "noisy values only",
+        },
+        "notes": list(meta.notes),
+        "period": p.period,
+        "created_at": created_at.isoformat(),
+    }
+
+
+@dataclass(frozen=True)
+class Budget:
+    organisation: str
+    agreement_id: str
+    period: str
+    cap: Spend
+    spent: Spend
+
+    def describe(self) -> dict[str, Any]:
+        left = budget.remaining(self.spent, self.cap)
+        return {
+            "organisation": self.organisation,
+            "agreement_id": self.agreement_id,
+            "period": self.period,
+            "epsilon_cap": self.cap.epsilon,
+            "epsilon_spent": self.spent.epsilon,
+            "epsilon_remaining": left.epsilon,
+            "delta_cap": self.cap.delta,
+            "delta_spent": self.spent.delta,
+        }
+
+
+def spent(connection: Connection, organisation: str, agreement_id: str, period: str) -> Spend:
+    row = connection.execute(
+        select(
+            func.coalesce(func.sum(BudgetSpendRow.epsilon), 0.0),
+            func.coalesce(func.sum(BudgetSpendRow.delta), 0.0),
+        ).where(
+            BudgetSpendRow.organisation == organisation,
+            BudgetSpendRow.agreement_id == agreement_id,
+            BudgetSpendRow.period == period,
+        )
+    ).one()
+    return Spend(float(row[0]), min(float(row[1]), 0.999999))
+
+
+def _lock_budget(connection: Connection, organisation: str, agreement_id: str, period: str) -> None:
+    """Take the budget's lock: create its row on demand, then update it (the first statement of
+    the transaction is a write, so SQLite takes its write lock before reading anything, and
+    PostgreSQL holds the row lock until commit)."""
+    values = {
+        "organisation": organisation,
+        "agreement_id": agreement_id,
+        "period": period,
+        "updates": 0,
+    }
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            postgresql.insert(QueryBudgetRow).values(**values).on_conflict_do_nothing()
+        )
+    else:
+        connection.execute(sqlite.insert(QueryBudgetRow).values(**values).on_conflict_do_nothing())
+    connection.execute(
+        update(QueryBudgetRow)
+        .where(
+            QueryBudgetRow.organisation == organisation,
+            QueryBudgetRow.agreement_id == agreement_id,
+            QueryBudgetRow.period == period,
+        )
+        .values(updates=QueryBudgetRow.updates + 1)
+    )
+
+
+def _stored(
+    connection: Connection, agreement_id: str, organisation: str, qhash: str
+) -> dict[str, Any] | None:
+    result = connection.execute(
+        select(ReleaseRow.result).where(
+            ReleaseRow.agreement_id == agreement_id,
+            ReleaseRow.organisation == organisation,
+            ReleaseRow.query_hash == qhash,
+        )
+    ).scalar_one_or_none()
+    return dict(result) if result is not None else None
+
+
+class QueryService:
+    """Runs queries for the API (and the benchmark) on one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def budget(self, organisation: str, agreement: Agreement, today: date) -> Budget:
+        b = agreement.outputs.budget
+        period = budget.period_label(today, b.period)
+        with self.engine.connect() as connection:
+            s = spent(connection, organisation, agreement.id, period)
+        return Budget(organisation, agreement.id, period, Spend(b.epsilon_per_period, b.delta), s)
+
+    def _with_budget(
+        self, document: dict[str, Any], organisation: str, agreement: Agreement, today: date
+    ) -> dict[str, Any]:
+        return {**document, "budget": self.budget(organisation, agreement, today).describe()}
+
+    def run(
+        self,
+        query: Query,
+        agreement: Agreement,
+        *,
+        organisation: str,
+        actor: Actor,
+        today: date | None = None,
+    ) -> dict[str, Any]:
+        today = today or date.today()
+        p = plan(query, agreement, today)
+        qhash = budget.query_hash(query)
+        with self.engine.connect() as connection:
+            stored = _stored(connection, agreement.id, organisation, qhash)
+            already = spent(connection, organisation, agreement.id, p.period)
+        if stored is not None:
+            return {**self._with_budget(stored, organisation, agreement, today), "repeated": True}
+        # Before reading data: can the budget pay for the least this query could cost?
+        if query.epsilon is not None:
+            eps_bound = BOUND_SHARE * query.epsilon
+            least = query.epsilon
+        else:
+            eps_bound = BOUND_SHARE * p.per_query
+            least = door_epsilon(query, agreement)
+        self._refuse_unless_fits(already, least, p, organisation)
+
+        with self.engine.connect() as connection:
+            histogram = rank_histogram(connection, p)
+            choice = bounds.choose_bound(
+                histogram or {1: 0}, epsilon=eps_bound, quantile=BOUND_QUANTILE, max_rows=MAX_ROWS
+            )
+            if query.epsilon is not None:
+                eps_release = query.epsilon - eps_bound
+            else:
+                try:
+                    eps_release = _release_epsilon(query, agreement, choice.bound)
+                except accuracy.AccuracyError as error:
+                    eps_release = math.inf
+                    reason = str(error)
+                else:
+                    reason = ""
+            table = (
+                bounded_table(connection, p, choice.bound) if math.isfinite(eps_release) else None
+            )
+        total = eps_bound + eps_release
+        refusal: HubError | None = None
+        if table is None or total > p.per_query + budget.TOLERANCE:
+            refusal = QueryRefused(
+                "epsilon_above_cap",
+                f"At the contribution bound chosen from the data ({choice.bound} rows per "
+                f"person) a 95% half-width of {query.target_half_width:g} needs epsilon "
+                f"{total:.4g}, above the per-query cap of {p.per_query:g}"
+                + (f" ({reason})" if reason else "")
+                + f". Epsilon {eps_bound:g} was spent choosing the bound; ask for a wider "
+                "half-width.",
+            )
+        release_id = uuid.uuid4().hex
+        document: dict[str, Any] | None = None
+        if refusal is None:
+            assert table is not None
+            noisy = noise(p, table, choice.bound, eps_release)
+            spec = _post_processing(p)
+            noisy = postprocess.apply(noisy, spec)
+            document = release_document(
+                p,
+                noisy,
+                release_id=release_id,
+                query_hash=qhash,
+                bound=choice,
+                epsilon_release=eps_release,
+                epsilon_total=total,
+                spec=spec,
+                created_at=datetime.now(UTC),
+            )
+        with self.engine.begin() as connection:
+            _lock_budget(connection, organisation, agreement.id, p.period)
+            stored = _stored(connection, agreement.id, organisation, qhash)
+            if stored is not None:
+                document, refusal = stored, None
+                repeated = True
+            else:
+                repeated = False
+                now_spent = spent(connection, organisation, agreement.id, p.period)
+                charge = total if refusal is None else eps_bound
+                decision = budget.decide(now_spent, Spend(charge, 0.0), p.cap, period=p.period)
+                if not decision.allowed:
+                    refusal = BudgetExhausted(
+                        "budget_exhausted",
+                        decision.message[0].upper() + decision.message[1:] + ".",
+                        details=self._budget_details(p, organisation, now_spent),
+                    )
+                else:
+                    self._record(
+                        connection,
+                        p,
+                        organisation=organisation,
+                        actor=actor,
+                        qhash=qhash,
+                        epsilon=charge,
+                        release_id=release_id if refusal is None else None,
+                        document=document if refusal is None else None,
+                    )
+        if refusal is not None:
+            raise refusal
+        assert document is not None
+        return {**self._with_budget(document, organisation, agreement, today), "repeated": repeated}
+
+    def _budget_details(self, p: Plan, organisation: str, s: Spend) -> dict[str, Any]:
+        return Budget(organisation, p.agreement.id, p.period, p.cap, s).describe()
+
+    def _refuse_unless_fits(
+        self, already: Spend, epsilon: float, p: Plan, organisation: str
+    ) -> None:
+        decision = budget.decide(already, Spend(epsilon, 0.0), p.cap, period=p.period)
+        if not decision.allowed:
+            raise BudgetExhausted(
+                "budget_exhausted",
+                decision.message[0].upper() + decision.message[1:] + ".",
+                details=self._budget_details(p, organisation, already),
+            )
+
+    def _record(
+        self,
+        connection: Connection,
+        p: Plan,
+        *,
+        organisation: str,
+        actor: Actor,
+        qhash: str,
+        epsilon: float,
+        release_id: str | None,
+        document: dict[str, Any] | None,
+    ) -> None:
+        now = datetime.now(UTC)
+        connection.execute(
+            insert(BudgetSpendRow).values(
+                organisation=organisation,
+                agreement_id=p.agreement.id,
+                period=p.period,
+                epsilon=epsilon,
+                delta=0.0,
+                query_hash=qhash,
+                release_id=release_id,
+                created_at=now,
+            )
+        )
+        if document is not None and release_id is not None:
+            connection.execute(
+                insert(ReleaseRow).values(
+                    release_id=release_id,
+                    agreement_id=p.agreement.id,
+                    organisation=organisation,
+                    query_hash=qhash,
+                    query=p.query.model_dump(mode="json"),
+                    result=document,
+                    epsilon=epsilon,
+                    delta=0.0,
+                    period=p.period,
+                    created_at=now,
+                )
+            )
+            action, reason = (
+                "query.release",
+                (
+                    f"released {p.query.measure} of {p.query.dataset} "
+                    f"({p.keyset.height} cells) at epsilon {epsilon:.6g}"
+                ),
+            )
+        else:
+            action, reason = (
+                "query.refused",
+                (f"refused after choosing the contribution bound; epsilon {epsilon:.6g} spent"),
+            )
+        event = actor.event(
+            action,
+            reason,
+            resource=f"agreements/{p.agreement.id}/datasets/{p.query.dataset}",
+            agreement_id=p.agreement.id,
+        )
+        append_event(
+            connection,
+            replace(event, query_hash=qhash, epsilon_spent=epsilon, release_id=release_id),
+        )
