@@ -570,5 +570,174 @@ def clients_list() -> None:
     console.print(table)
 
 
+# Queries ---------------------------------------------------------------------------------
+def _query_body(
+    agreement: str,
+    dataset: str,
+    measure: str,
+    purpose: str | None,
+    attribute: str | None,
+    quantile: float | None,
+    group_by: list[str] | None,
+    filters: list[str] | None,
+    linkage: list[str] | None,
+    epsilon: float | None,
+    half_width: float | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"agreement_id": agreement, "dataset": dataset, "measure": measure}
+    if purpose:
+        body["purpose"] = purpose
+    for key, value in (
+        ("attribute", attribute),
+        ("quantile", quantile),
+        ("epsilon", epsilon),
+        ("target_half_width", half_width),
+    ):
+        if value is not None:
+            body[key] = value
+    if group_by:
+        body["group_by"] = [d for item in group_by for d in item.split(",") if d]
+    parsed = []
+    for text in filters or []:
+        dimension, sep, values = text.partition("=")
+        if not sep or not values:
+            err_console.print(f"[bold red]--filter needs DIMENSION=V1,V2[/], got {text!r}")
+            raise typer.Exit(2)
+        parsed.append({"dimension": dimension.strip(), "values": values.split(",")})
+    if parsed:
+        body["filters"] = parsed
+    if linkage:
+        try:
+            body["linkage"] = [json.loads(text) for text in linkage]
+        except ValueError:
+            err_console.print(
+                "[bold red]--linkage takes a JSON object[/], e.g. "
+                '\'{"dataset": "school_exclusions", "days_before": 730}\''
+            )
+            raise typer.Exit(2) from None
+    return body
+
+
+@app.command("query")
+def query(
+    agreement: Annotated[str, typer.Option("--agreement", help="Agreement id.")],
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset to count or measure.")],
+    measure: Annotated[
+        str,
+        typer.Option(help="count_records, count_persons, sum, mean or quantile."),
+    ] = "count_persons",
+    purpose: Annotated[
+        str | None, typer.Option(help="The agreement purpose this query serves.")
+    ] = None,
+    attribute: Annotated[
+        str | None, typer.Option(help="Numeric attribute (sum/mean/quantile).")
+    ] = None,
+    quantile: Annotated[float | None, typer.Option(help="Quantile in (0, 1).")] = None,
+    group_by: Annotated[
+        list[str] | None, typer.Option("--group-by", help="Dimension(s), repeat or comma-separate.")
+    ] = None,
+    filters: Annotated[
+        list[str] | None, typer.Option("--filter", help="DIMENSION=V1,V2 (repeatable).")
+    ] = None,
+    linkage: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--linkage", help='JSON, e.g. {"dataset": "school_exclusions", "days_before": 730}.'
+        ),
+    ] = None,
+    epsilon: Annotated[float | None, typer.Option(help="Privacy loss to spend.")] = None,
+    half_width: Annotated[
+        float | None, typer.Option("--half-width", help="Target 95% half-width instead of epsilon.")
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Show the accuracy/epsilon only; spend nothing.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the whole release as JSON.")
+    ] = False,
+    hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """Run a differentially-private query (or --preview it) and print the released table."""
+    body = _query_body(
+        agreement,
+        dataset,
+        measure,
+        purpose,
+        attribute,
+        quantile,
+        group_by,
+        filters,
+        linkage,
+        epsilon,
+        half_width,
+    )
+    if preview:
+        answer = _call(hub_url, client_id, client_secret, lambda client: client.preview(**body))
+        if as_json:
+            _print_json(answer)
+            return
+        table = Table("bound (rows per person)", "epsilon", "95% half-width", title=answer["note"])
+        for row in answer["by_bound"]:
+            table.add_row(
+                str(row["bound"]),
+                f"{row['epsilon']:.4g}" if "epsilon" in row else "-",
+                f"{row['half_width']:.4g}"
+                if row.get("half_width") is not None
+                else row.get("error", "-"),
+            )
+        console.print(table)
+        return
+    release = _call(hub_url, client_id, client_secret, lambda client: client.run_query(body))
+    if as_json:
+        _print_json(release)
+        return
+    groups = list(release["group_by"])
+    table = Table(*groups, "value", "95% interval", "suppressed")
+    for cell in release["cells"]:
+        interval = (
+            f"[{cell['lower']:g}, {cell['upper']:g}]" if cell.get("lower") is not None else "-"
+        )
+        value = cell.get("value")
+        table.add_row(
+            *[str(cell[g]) for g in groups],
+            "-" if value is None else f"{value:g}",
+            interval,
+            "yes" if cell.get("suppressed") else "",
+        )
+    console.print(table)
+    bound = release["contribution_bound"]
+    left = release["budget"]
+    stored = " (stored, nothing spent)" if release["repeated"] else ""
+    console.print(
+        f"release {release['release_id']}{stored}"
+        f": {release['measure']}, epsilon {release['epsilon']:.4g} ({release['mechanism']}), "
+        f"unit: {release['unit_of_privacy']}; bound {bound['rows_per_person']} rows per person "
+        f"(epsilon {bound['epsilon']:.3g} to choose it); budget left for {left['period']}: "
+        f"{left['epsilon_remaining']:.4g} of {left['epsilon_cap']:g}"
+    )
+
+
+@app.command("budgets")
+def budgets(
+    hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """Privacy budget spent and left this period by your organisation, per agreement."""
+    rows = _call(hub_url, client_id, client_secret, lambda client: client.budgets())
+    table = Table("agreement", "period", "spent", "left", "cap")
+    for row in rows:
+        table.add_row(
+            row["agreement_id"],
+            row["period"],
+            f"{row['epsilon_spent']:.4g}",
+            f"{row['epsilon_remaining']:.4g}",
+            f"{row['epsilon_cap']:g}",
+        )
+    console.print(table)
+
+
 if __name__ == "__main__":
     app()

@@ -125,6 +125,7 @@ class HubClient:
         if auth is None and client_id and client_secret:
             auth = ClientCredentials(base_url.rstrip("/") + TOKEN_PATH, client_id, client_secret)
         self._http = httpx.Client(base_url=base_url, timeout=timeout, auth=auth)
+        self.last_release: dict[str, Any] | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -211,3 +212,29 @@ class HubClient:
         return self._request(  # type: ignore[no-any-return]
             "POST", f"/v1/uploads/{upload_id}/withdraw", json={"reason": reason}
         )
+
+    # Queries -----------------------------------------------------------------------------
+    def run_query(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Run a query (the fields of ``privacy.dp.budget.Query`` plus ``purpose``) and return
+        the whole release: cells, epsilon, mechanism, bound, budget left."""
+        return self._request("POST", "/v1/queries", json=query)  # type: ignore[no-any-return]
+
+    def query(self, **query: Any) -> Any:
+        """Run a query and return its cells as a ``polars.DataFrame`` (one row per cell of the
+        public key set: the groups, ``value``, ``lower``, ``upper``, ``half_width``,
+        ``suppressed``). The release's metadata is in ``last_release``. For pandas, call
+        ``.to_pandas()`` on the result (needs pandas installed)."""
+        import polars as pl
+
+        release = self.run_query(query)
+        self.last_release = release
+        return pl.DataFrame(release["cells"], infer_schema_length=None)
+
+    def preview(self, **query: Any) -> dict[str, Any]:
+        """The accuracy at the query's epsilon, or the epsilon for its target half-width, at
+        each contribution bound; spends nothing."""
+        return self._request("POST", "/v1/queries/preview", json=query)  # type: ignore[no-any-return]
+
+    def budgets(self) -> list[dict[str, Any]]:
+        """Epsilon spent and left this period by your organisation, per agreement."""
+        return self._request("GET", "/v1/budgets")  # type: ignore[no-any-return]
