@@ -63,11 +63,15 @@ STRONG_SPACES: tuple[str, ...] = ("nhs", "upn", "pnc")
 _FORENAME_KEYS: tuple[str, ...] = ("canonical_name_dob", "name_dob")
 _LEVEL = {spec.name: spec.level for spec in MATCH_KEYS}
 _KEYS: tuple[str, ...] = tuple(spec.name for spec in MATCH_KEYS)
-# Not used by default: surname + DOB + postcode is exactly what twins in one household share,
-# and across agencies the within-upload plausibility guard cannot see them. Measured on synth
-# (scale 0.5): 47 pairs added at precision 0.53. Its true links are mostly recovered by the
-# Bloom stage (forename bigrams tell "Bill"/"Billy" from a twin's different name).
-UNTRUSTED_BY_DEFAULT: frozenset[str] = frozenset({"surname_dob_postcode"})
+# Not used by default, both measured on synth after the synth fix (scale 0.5 and 1.0):
+# - surname + DOB + postcode is exactly what twins in one household share, and across agencies
+#   the within-upload plausibility guard cannot see them: 47 pairs added at precision 0.53.
+# - forename initial + surname + DOB + sector joins twins who share an initial (12 of 876
+#   level-3 pairs false at scale 1.0); without it the name-only Bloom pass finds all but 10 of
+#   its true pairs, and no false ones.
+UNTRUSTED_BY_DEFAULT: frozenset[str] = frozenset(
+    {"surname_dob_postcode", "initial_surname_dob_sector"}
+)
 DEFAULT_KEYS: tuple[str, ...] = tuple(k for k in _KEYS if k not in UNTRUSTED_BY_DEFAULT)
 
 I64 = npt.NDArray[np.int64]
