@@ -32,6 +32,7 @@ from adapters import get_adapter
 from adapters.base import Adapter, RowIssue
 from adapters.readers import ReadError, open_table
 from agreements import Agreement, DatasetTerms
+from hub.audit import SYSTEM, Actor, append_event
 from hub.bulk import bulk_writing, insert_frame
 from hub.errors import NotFound, Unprocessable
 from hub.keyring import KeyRing
@@ -115,10 +116,14 @@ class Ingestor:
         agreement: Agreement,
         dataset: str,
         progress: ProgressCallback | None = None,
+        actor: Actor = SYSTEM,
     ) -> dict[str, Any]:
-        """Store one extract under ``agreement``; return its signed receipt (see module doc)."""
+        """Store one extract under ``agreement``; return its signed receipt (see module doc).
+
+        The rows, the receipt and the ``upload.stored`` audit event are one transaction.
+        """
         with cyclic_gc_paused():
-            return self._ingest(source, filename, agreement, dataset, progress)
+            return self._ingest(source, filename, agreement, dataset, progress, actor)
 
     def _ingest(
         self,
@@ -127,6 +132,7 @@ class Ingestor:
         agreement: Agreement,
         dataset: str,
         progress: ProgressCallback | None,
+        actor: Actor,
     ) -> dict[str, Any]:
         terms = agreement.dataset(dataset)
         adapter = get_adapter(dataset)
@@ -218,6 +224,16 @@ class Ingestor:
                             live=1,
                             receipt=receipt,
                         )
+                    )
+                    append_event(
+                        connection,
+                        actor.event(
+                            "upload.stored",
+                            f"{upload_id}: {tally.rows_read:,} rows read, "
+                            f"{tally.rows_accepted:,} stored (sha256 {reader.sha256[:16]})",
+                            resource=f"agreements/{agreement.id}/datasets/{dataset}",
+                            agreement_id=agreement.id,
+                        ),
                     )
         except _AlreadyUploaded as duplicate:
             return duplicate.receipt
@@ -342,8 +358,13 @@ class Ingestor:
         }
         return self._signer.sign_document(document)
 
-    def withdraw(self, upload_id: str, *, reason: str | None = None) -> dict[str, Any]:
-        """Delete an upload's rows; its receipt is kept, marked withdrawn, and re-signed."""
+    def withdraw(
+        self, upload_id: str, *, reason: str | None = None, actor: Actor = SYSTEM
+    ) -> dict[str, Any]:
+        """Delete an upload's rows; its receipt is kept, marked withdrawn, and re-signed.
+
+        The deletion and its ``upload.withdrawn`` audit event are one transaction.
+        """
         with self._engine.begin() as connection:
             upload = connection.execute(
                 select(UploadRow.id, UploadRow.status, UploadRow.receipt)
@@ -372,6 +393,15 @@ class Ingestor:
                 update(UploadRow)
                 .where(UploadRow.id == pk)
                 .values(status="withdrawn", live=None, withdrawn_at=now, receipt=signed)
+            )
+            append_event(
+                connection,
+                actor.event(
+                    "upload.withdrawn",
+                    f"{upload_id}: {receipt.get('rows_accepted', 0):,} rows deleted",
+                    resource=f"uploads/{upload_id}",
+                    agreement_id=receipt.get("agreement_id"),
+                ),
             )
         log.info("upload %s withdrawn", upload_id)
         return signed

@@ -51,7 +51,7 @@ class WithdrawRequest(BaseModel):
     },
 )
 async def upload_extract(
-    agreement_id: str, dataset: str, request: Request, hub: HubDep, _auth: CreateAuth
+    agreement_id: str, dataset: str, request: Request, hub: HubDep, auth: CreateAuth
 ) -> dict[str, Any]:
     """Upload one extract (CSV, Excel .xlsx or Parquet) as multipart field ``file``.
 
@@ -73,6 +73,7 @@ async def upload_extract(
         filename=filename,
         agreement=agreement,
         dataset=dataset,
+        actor=auth.audit_actor,
     )
     receipt: dict[str, Any] = await anyio.to_thread.run_sync(ingest)
     await anyio.to_thread.run_sync(hub.linkage.link_upload, receipt["upload_id"])  # issue 4
@@ -114,10 +115,12 @@ def get_upload(upload_id: str, hub: HubDep, _auth: ReadAuth) -> dict[str, Any]:
 def withdraw_upload(
     upload_id: str,
     hub: HubDep,
-    _auth: WithdrawAuth,
+    auth: WithdrawAuth,
     request: Annotated[WithdrawRequest | None, Body()] = None,
 ) -> dict[str, Any]:
     """Delete every row of an upload; the receipt is kept, marked withdrawn."""
-    receipt = hub.ingestor.withdraw(upload_id, reason=request.reason if request else None)
+    receipt = hub.ingestor.withdraw(
+        upload_id, reason=request.reason if request else None, actor=auth.audit_actor
+    )
     hub.linkage.after_withdrawal(upload_id)  # issue 4: re-link the persons it touched
     return receipt

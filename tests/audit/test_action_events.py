@@ -63,3 +63,27 @@ def test_a_failed_registration_records_the_decision_but_no_action(
     assert len(events(hub, "agreement.registered")) == before
     decisions = events(hub, "agreement.register")
     assert decisions and decisions[-1].decision == "allow"
+
+
+def test_an_upload_and_its_withdrawal_are_recorded_with_the_data_officer(
+    hub: Hub, tokens: Tokens
+) -> None:
+    from tests.adapters.adapter_extracts import extract_csv
+    from tests.conftest import AgencyAuth
+    from tests.hub.helpers import POLICE, post_extract
+
+    with TestClient(create_app(hub=hub)) as client:
+        client.auth = AgencyAuth(tokens)
+        receipt = post_extract(client, extract_csv(POLICE)).json()
+        stored = events(hub, "upload.stored")
+        assert len(stored) == 1 and receipt["upload_id"] in stored[0].reason
+        assert (stored[0].organisation, stored[0].role) == ("met-police", "data_officer")
+        client.post(f"/v1/uploads/{receipt['upload_id']}/withdraw", json={"reason": "test"})
+        withdrawn = events(hub, "upload.withdrawn")
+        assert len(withdrawn) == 1 and withdrawn[0].actor == stored[0].actor
+
+        # A refused file: its access decision is recorded, but no upload.stored event.
+        assert post_extract(client, b"").status_code == 422
+        assert len(events(hub, "upload.stored")) == 1
+        decisions = [e.decision for e in events(hub, "upload.create")]
+        assert decisions.count("allow") == 2  # the stored upload and the refused one
