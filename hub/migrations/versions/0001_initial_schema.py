@@ -88,14 +88,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("upload_pk", "row", name=op.f("pk_records")),
     )
-    with op.batch_alter_table("records", schema=None) as batch_op:
-        batch_op.create_index("ix_records_dataset_event", ["dataset", "event_date"], unique=False)
 
 
 def downgrade() -> None:
-
-    with op.batch_alter_table("records", schema=None) as batch_op:
-        batch_op.drop_index("ix_records_dataset_event")
 
     op.drop_table("records")
     op.drop_table("uploads")
