@@ -84,6 +84,9 @@ class Settings(BaseSettings):
         default=1024 * 1024, ge=1024, description="Largest request body except for uploads."
     )
     audit_origin: str = Field(default="vru-hub.example/audit", description="Audit log origin.")
+    audit_checkpoint_interval_seconds: float = Field(
+        default=300, description="Sign an audit checkpoint this often when the log grew; 0: off."
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"

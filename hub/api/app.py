@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -10,10 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub.api import agreements, clients, linkage, oauth, queries, uploads
+from hub.api.audit import note_signer
 from hub.api.audit import router as audit_router
 from hub.api.deps import Authorized, authorize
 from hub.api.errors import ContainErrors
 from hub.api.limits import LimitRequestBodies
+from hub.audit.schedule import periodic_checkpoints
 from hub.auth import Identity
 from hub.errors import HubError
 from hub.services import Hub, build_hub
@@ -24,7 +28,15 @@ log = logging.getLogger("hub.api")
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:
     hub = hub or build_hub(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        interval = hub.settings.audit_checkpoint_interval_seconds
+        async with periodic_checkpoints(interval, hub.engine, note_signer(hub)):
+            yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="vru-hub",
         version="0.1.0",
         description=(
