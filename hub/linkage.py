@@ -287,10 +287,13 @@ class LinkageService:
                     )
                 ).all()
             )
+        pending = frame.filter(pl.col("person_id").is_null())
         linked = frame.filter(pl.col("person_id").is_not_null())
+        del frame  # the key columns live on only in the linker's fingerprint matrix
         if linked.height:
             linker.restore(linked.rename({"person_id": "person"}))
-        state = _Domain(linker, linked.select(list(_META_SCHEMA)))
+        linked = linked.select(list(_META_SCHEMA))
+        state = _Domain(linker, linked)
         self._domains[domain] = state
         examined = 0
         if linked.height:
@@ -310,6 +313,7 @@ class LinkageService:
             computed = linker.assignments(linked.get_column("record_id").to_list())
             moved = linked.get_column("person_id") != computed.get_column("person_id")
             damaged.update(linked.filter(moved).get_column("person_id").to_list())
+            del computed, moved
             gone = set(stored_counts) - set(live_counts.get_column("person_id").to_list())
             if damaged or gone:
                 ids = linked.filter(pl.col("person_id").is_in(list(damaged)))
@@ -317,9 +321,8 @@ class LinkageService:
                 examined += self._write(
                     domain, state, linker.last_changed() if damaged else [], sorted(gone)
                 )
-        return examined + self._link_frame(
-            domain, state, frame.filter(pl.col("person_id").is_null())
-        )
+        del linked
+        return examined + self._link_frame(domain, state, pending)
 
     def _link_pending(self, domain: str, state: _Domain) -> int:
         """Link the uploads of the domain the linker has not seen (each upload is written in
