@@ -141,6 +141,31 @@ def demo(
     run_demo(scale=scale, serve=serve_after, port=port, console=console)
 
 
+@app.command("demo-login")
+def demo_login(
+    organisation: Annotated[str, typer.Argument(help="e.g. met-police, mopac-vru, partnership")],
+    role: Annotated[str, typer.Argument(help="data_officer, analyst, ig_lead or hub_admin")],
+) -> None:
+    """Print shell exports for one demo client: eval "$(hub demo-login met-police data_officer)"."""
+    import shlex
+
+    from hub.settings import Settings
+
+    path = Settings().data_dir / "demo-credentials.json"
+    if not path.exists():
+        err_console.print(f"No {path}: run `make demo` (or `hub demo`) first.")
+        raise typer.Exit(1)
+    clients = json.loads(path.read_text())["clients"]
+    for client in clients:
+        if (client["organisation"], client["role"]) == (organisation, role):
+            print(f"export HUB_CLIENT_ID={shlex.quote(client['client_id'])}")
+            print(f"export HUB_CLIENT_SECRET={shlex.quote(client['client_secret'])}")
+            return
+    choices = ", ".join(sorted(f"{c['organisation']} {c['role']}" for c in clients))
+    err_console.print(f"No demo client for {organisation} {role}. There are: {choices}.")
+    raise typer.Exit(1)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (the hub also does this on start)."""

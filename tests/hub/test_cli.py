@@ -161,3 +161,36 @@ def test_an_unreachable_hub_is_reported_plainly(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "Traceback" not in result.output
+
+
+def test_demo_login_prints_working_credentials(
+    hub: Hub, hub_process: HubProcess, tmp_path: Path
+) -> None:
+    from hub.demo import write_demo_credentials
+
+    write_demo_credentials(hub)
+    env = {"HUB_DATA_DIR": str(hub.settings.data_dir)}
+    login = runner.invoke(app, env=env, args=["demo-login", "met-police", "data_officer"])
+    assert login.exit_code == 0, login.output
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in login.stdout.splitlines())
+    assert set(exports) == {"HUB_CLIENT_ID", "HUB_CLIENT_SECRET"}
+    extract = tmp_path / "police.csv"
+    extract.write_bytes(extract_csv(POLICE))
+    uploaded = runner.invoke(
+        app,
+        env=exports,
+        args=[
+            "upload",
+            str(extract),
+            "--agreement",
+            AGREEMENT,
+            "--dataset",
+            POLICE,
+            "--hub-url",
+            hub_process.url,
+            "--json",
+        ],
+    )
+    assert uploaded.exit_code == 0, uploaded.output
+    unknown = runner.invoke(app, env=env, args=["demo-login", "nobody", "analyst"])
+    assert unknown.exit_code == 1 and "met-police data_officer" in unknown.output
