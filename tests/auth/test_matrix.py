@@ -85,6 +85,26 @@ def partnership_audit(role: str, which: str, status: str) -> int:
     return 200 if which == "partnership" else 403
 
 
+def query_run(role: str, which: str, status: str) -> int:
+    # London's recipient's analyst, under an active agreement only.
+    return 200 if (role, which, status) == ("analyst", "own", "active") else 403
+
+
+def budget_read(role: str, which: str, status: str) -> int:
+    # Any analyst reads their own organisation's budgets (the list is filtered to it).
+    return 200 if role == "analyst" else 403
+
+
+QUERY_BODY = {
+    "purpose": "serious-violence-needs-assessment",
+    "agreement_id": AGREEMENT,
+    "dataset": POLICE,
+    "measure": "count_records",
+    "group_by": ["sex"],
+    "epsilon": 0.1,
+}
+
+
 def linkage_read(role: str, which: str, status: str) -> int:
     # IG leads of a party (met-police) or of the partnership, whatever the agreement's status.
     return 200 if role == "ig_lead" and which in ("own", "partnership") else 403
@@ -118,9 +138,12 @@ MATRIX: dict[str, tuple[str, Expect]] = {
         partnership_audit,
     ),
     "GET /v1/audit/export": ("/v1/audit/export", partnership_audit),
+    "POST /v1/queries/preview": ("/v1/queries/preview", query_run),
+    "GET /v1/budgets": ("/v1/budgets", budget_read),
     "GET /v1/clients": ("/v1/clients", admin_only(200)),
     "POST /v1/clients": ("/v1/clients", admin_only(201)),
     "POST /v1/clients/{client_id}/revoke": ("/v1/clients/{client_id}/revoke", admin_only(200)),
+    "POST /v1/queries": ("/v1/queries", query_run),
     "POST /v1/agreements": ("/v1/agreements", admin_only(201)),
     "POST /v1/agreements/{agreement_id}/datasets/{dataset}/uploads": (
         f"/v1/agreements/{AGREEMENT}/datasets/{POLICE}/uploads",
@@ -225,6 +248,8 @@ def test_authorisation_matrix(api: TestClient, hub: Hub, tokens: Tokens, status:
                 headers["content-type"] = "application/json"
             elif name.endswith("/uploads") and method == "POST":
                 kwargs["files"] = {"file": ("police.csv", extract_csv(POLICE))}
+            elif name.startswith("POST /v1/queries"):
+                kwargs["json"] = QUERY_BODY
             elif name.endswith("/suspend") or name.endswith("/withdraw"):
                 kwargs["json"] = {"reason": "matrix test"}
             response = api.request(method, url, **kwargs)  # type: ignore[arg-type]
