@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import anyio
 from anyio.lowlevel import current_token
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -51,7 +51,12 @@ class WithdrawRequest(BaseModel):
     },
 )
 async def upload_extract(
-    agreement_id: str, dataset: str, request: Request, hub: HubDep, auth: CreateAuth
+    agreement_id: str,
+    dataset: str,
+    request: Request,
+    background: BackgroundTasks,
+    hub: HubDep,
+    auth: CreateAuth,
 ) -> dict[str, Any]:
     """Upload one extract (CSV, Excel .xlsx or Parquet) as multipart field ``file``.
 
@@ -76,7 +81,9 @@ async def upload_extract(
         actor=auth.audit_actor,
     )
     receipt: dict[str, Any] = await anyio.to_thread.run_sync(ingest)
-    await anyio.to_thread.run_sync(hub.linkage.link_upload, receipt["upload_id"])  # issue 4
+    # Linkage (issue 4) runs after the receipt is sent: the upload is committed and safe, and
+    # records not yet linked are picked up again at start if the hub stops before it is done.
+    background.add_task(hub.linkage.link_upload, receipt["upload_id"])
     return receipt
 
 
