@@ -36,7 +36,7 @@ def test_a_release_has_every_cell_its_guarantee_and_is_audited_with_the_spend(
     assert release["unit_of_privacy"] == "one person in the linkage domain"
     assert release["mechanism"] == "discrete_laplace"
     bound = release["contribution_bound"]
-    assert 1 <= bound["rows_per_person"] <= 20 and bound["epsilon"] == pytest.approx(0.05)
+    assert 1 <= bound["rows_per_person"] <= 10 and bound["epsilon"] == pytest.approx(0.01)
     assert release["post_processing"]["round_to_base"] == 5
     assert release["post_processing"]["suppress_below"] == 10
     assert release["budget"]["epsilon_spent"] == pytest.approx(0.5)
