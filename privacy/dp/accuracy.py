@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import math
 
-import opendp.prelude as dp
-
-dp.enable_features("contrib")
+from privacy.dp import opendp_core as dp
 
 ALPHA = 0.05
 """1 - confidence level of every interval the hub states (95% intervals)."""

@@ -16,11 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import opendp.prelude as dp
 
 from privacy.dp import accuracy
-
-dp.enable_features("contrib")
+from privacy.dp import opendp_core as dp
 
 
 class BoundError(ValueError):

@@ -31,12 +31,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import opendp.prelude as dp
 import polars as pl
 
 from privacy.dp import accuracy
-
-dp.enable_features("contrib")
+from privacy.dp import opendp_core as dp
 
 VALUE = "value"
 """Default name of the true-value column of the input table."""
