@@ -500,6 +500,97 @@ def rank_histogram(connection: Connection, p: Plan) -> dict[int, int]:
     return {int(m): int(n) for m, n in rows}
 
 
+def rank_table(connection: Connection, p: Plan) -> pl.DataFrame:
+    """One pass for counts at every bound: per cell and rank j <= MAX_ROWS + 1, how many
+    records have rank j (count of records), or how many persons have their earliest record in
+    the cell at rank j (count of persons: the person-cell is kept at bound k iff j <= k).
+
+    Summing j <= k gives ``bounded_table(p, k)`` exactly; summing over cells gives the
+    histogram H[j] the bound is chosen from (a person adds at most 1 to each H[j]: ranks are
+    unique per person and dataset)."""
+    q = p.query
+    dialect = connection.dialect.name
+    source, where = _population(p, dialect)
+    where = [*where, _RP.c.rank_in_dataset <= MAX_ROWS + 1]
+    dims = [dimension_expr(d, q.dataset, _R, dialect).label(d) for d in q.group_by]
+    if q.measure == "count_persons":
+        inner = (
+            select(*dims, func.min(_RP.c.rank_in_dataset).label("rank"))
+            .select_from(source)
+            .where(*where)
+            .group_by(*dims, _RP.c.person_id)
+            .subquery()
+        )
+        keys = [inner.c[d] for d in q.group_by]
+        statement = select(*keys, inner.c.rank, func.count().label("value")).group_by(
+            *keys, inner.c.rank
+        )
+    else:
+        rank = _RP.c.rank_in_dataset.label("rank")
+        statement = (
+            select(*dims, rank, func.count().label("value"))
+            .select_from(source)
+            .where(*where)
+            .group_by(*dims, rank)
+        )
+    rows = connection.execute(statement).all()
+    frame = pl.DataFrame(
+        [tuple(r) for r in rows],
+        schema=[*q.group_by, "rank", "value"],
+        orient="row",
+        infer_schema_length=None,
+    ).with_columns(pl.col("rank").cast(pl.Int64), pl.col("value").cast(pl.Int64))
+    for d in q.group_by:
+        frame = frame.with_columns(pl.col(d).cast(pl.String))
+    if not q.group_by:
+        frame = frame.with_columns(pl.lit("all").alias(TOTAL))
+    return frame.join(p.keyset, on=list(p.key_columns), how="semi")
+
+
+def table_at(ranks: pl.DataFrame, p: Plan, bound: int) -> pl.DataFrame:
+    """The contingency table at ``bound`` from ``rank_table``."""
+    keys = list(p.key_columns)
+    return (
+        ranks.filter(pl.col("rank") <= bound)
+        .group_by(keys)
+        .agg(pl.col("value").sum())
+        .select(*keys, "value")
+    )
+
+
+def choose_bound_from_ranks(
+    p: Plan, ranks: pl.DataFrame, eps_bound: float, eps_release: float
+) -> bounds.BoundChoice:
+    """Counts: release H[j] (j = 1..MAX_ROWS+1, l1 <= MAX_ROWS+1 since a person adds at most 1
+    to each bin) with discrete Laplace noise, then pick the k with the least estimated error
+    per cell: sum_{j>k} H[j] / cells (records or person-cells the bound drops) plus the mean
+    absolute noise at k / eps_release. Post-processing of a DP output."""
+    bins = pl.DataFrame({"rank": list(range(1, MAX_ROWS + 2))}, schema={"rank": pl.Int64})
+    hist = ranks.group_by("rank").agg(pl.col("value").sum())
+    noisy = mechanisms.release_count(
+        hist,
+        bins,
+        unit="records",
+        bounds=mechanisms.ContributionBounds(MAX_ROWS + 1),
+        epsilon=eps_bound,
+    )
+    h = {int(j): max(int(v), 0) for j, v in noisy.table.select("rank", "value").iter_rows()}
+    cells = p.keyset.height
+
+    def error(k: int) -> float:
+        dropped = sum(n for j, n in h.items() if j > k)
+        return dropped / cells + bounds.discrete_laplace_mean_abs_error(k / eps_release)
+
+    best = min(range(1, MAX_ROWS + 1), key=error)
+    return bounds.BoundChoice(
+        best,
+        noisy.meta.epsilon,
+        math.nan,
+        MAX_ROWS,
+        mechanism="least estimated bias + noise per cell on a discrete-Laplace histogram of ranks",
+    )
+
+
 def bounded_table(connection: Connection, p: Plan, bound: int) -> pl.DataFrame:
     """The contingency table at rows-per-person ``bound``, in the database.
 
@@ -560,48 +651,11 @@ def bounded_table(connection: Connection, p: Plan, bound: int) -> pl.DataFrame:
 
 
 def choose_contribution_bound(
-    p: Plan, histogram: Mapping[int, int], eps_bound: float, eps_release: float | None
+    p: Plan, histogram: Mapping[int, int], eps_bound: float
 ) -> bounds.BoundChoice:
-    """The rows-per-person bound, chosen from the data at ``eps_bound``.
-
-    Counts at a known release epsilon: release the histogram "persons by highest rank"
-    (bins 1..MAX_ROWS, capped) with discrete Laplace noise (a person is in exactly one bin:
-    l1 = 1), then pick the bound with the least estimated error per cell, dropped records
-    spread over the cells (bias) plus the release's mean absolute noise
-    (``bounds.best_fixed_bound`` on the noisy histogram: post-processing, no further cost).
-    Otherwise (sums, means, quantiles, target accuracies): the DP 0.95-quantile of the same
-    histogram (``bounds.choose_bound``)."""
-    q = p.query
-    if q.measure in ("count_records", "count_persons") and eps_release is not None:
-        capped: dict[int, int] = {}
-        for m, n in histogram.items():
-            capped[min(int(m), MAX_ROWS)] = capped.get(min(int(m), MAX_ROWS), 0) + int(n)
-        keys = pl.DataFrame({"rows": list(range(1, MAX_ROWS + 1))}, schema={"rows": pl.Int64})
-        table = pl.DataFrame(
-            {"rows": list(capped), "value": list(capped.values())},
-            schema={"rows": pl.Int64, "value": pl.Int64},
-        )
-        noisy = mechanisms.release_count(
-            table,
-            keys,
-            unit="persons",
-            bounds=mechanisms.ContributionBounds(1, 1),
-            epsilon=eps_bound,
-        )
-        estimate = {
-            int(k): max(int(v), 0) for k, v in noisy.table.select("rows", "value").iter_rows()
-        }
-        best = bounds.best_fixed_bound(
-            estimate, epsilon=eps_release, n_cells=p.keyset.height, max_rows=MAX_ROWS
-        )
-        return bounds.BoundChoice(
-            best.bound,
-            noisy.meta.epsilon,
-            math.nan,
-            MAX_ROWS,
-            mechanism="least estimated bias + noise on a discrete-Laplace histogram of rows "
-            "per person",
-        )
+    """Sums, means, quantiles and target accuracies: the DP 0.95-quantile of "persons by
+    highest rank" (``bounds.choose_bound``; one value per person, d_in = 1). Counts at a given
+    epsilon use ``choose_bound_from_ranks`` instead."""
     return bounds.choose_bound(
         histogram or {1: 0}, epsilon=eps_bound, quantile=BOUND_QUANTILE, max_rows=MAX_ROWS
     )
@@ -851,10 +905,18 @@ class QueryService:
             least = door_epsilon(query, agreement)
         self._refuse_unless_fits(already, least, p, organisation)
 
+        given = None if query.epsilon is None else query.epsilon - eps_bound
+        counts = query.measure in ("count_records", "count_persons")
         with self.engine.connect() as connection:
-            histogram = rank_histogram(connection, p)
-            given = None if query.epsilon is None else query.epsilon - eps_bound
-            choice = choose_contribution_bound(p, histogram, eps_bound, given)
+            if counts and given is not None:
+                # one SQL pass gives the table at every bound and the histogram
+                ranks = rank_table(connection, p)
+                choice = choose_bound_from_ranks(p, ranks, eps_bound, given)
+                chosen: pl.DataFrame | None = table_at(ranks, p, choice.bound)
+            else:
+                histogram = rank_histogram(connection, p)
+                choice = choose_contribution_bound(p, histogram, eps_bound)
+                chosen = None
             if given is not None:
                 eps_release = given
             else:
@@ -865,9 +927,12 @@ class QueryService:
                     reason = str(error)
                 else:
                     reason = ""
-            table = (
-                bounded_table(connection, p, choice.bound) if math.isfinite(eps_release) else None
-            )
+            if chosen is not None:
+                table: pl.DataFrame | None = chosen
+            elif math.isfinite(eps_release):
+                table = bounded_table(connection, p, choice.bound)
+            else:
+                table = None
         total = eps_bound + eps_release
         refusal: HubError | None = None
         if table is None or total > p.per_query + budget.TOLERANCE:

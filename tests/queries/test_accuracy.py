@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import delete, text
 
 from hub.models import RecordPersonRow
-from hub.queries import bounded_table, noise, plan, rank_histogram
+from hub.queries import bounded_table, noise, plan, rank_histogram, rank_table, table_at
 from hub.services import Hub
 from privacy.dp.budget import Query
 from tests.queries.conftest import AGREEMENT, POLICE
@@ -74,11 +74,15 @@ def test_the_bounded_table_matches_direct_sql_and_the_sensitivity_holds(
     p = plan(query(measure), demo_hub.agreements.get(AGREEMENT), TODAY)
     rows = raw_rows(demo_hub)
     assert rows, "the demo data should be linked"
+    with demo_hub.engine.connect() as connection:
+        ranks = rank_table(connection, p)
     for k in (1, 2, 3):
         with demo_hub.engine.connect() as connection:
             got = as_dict(bounded_table(connection, p, k))
         want = {key: n for key, n in truth(rows, k, measure).items() if key[0] is not None}
         assert got == want
+        # the one-pass table by rank gives the same table at every bound
+        assert as_dict(table_at(ranks, p, k)) == want
     # Histogram in SQL: persons by their highest rank
     highest: dict[str, int] = defaultdict(int)
     for person, rank, *_ in rows:
