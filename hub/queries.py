@@ -574,11 +574,12 @@ def choose_bound_from_ranks(
         bounds=mechanisms.ContributionBounds(MAX_ROWS + 1),
         epsilon=eps_bound,
     )
-    h = {int(j): max(int(v), 0) for j, v in noisy.table.select("rank", "value").iter_rows()}
+    # raw noisy bins (not clamped at 0 one by one): their sum is an unbiased estimate
+    h = {int(j): int(v) for j, v in noisy.table.select("rank", "value").iter_rows()}
     cells = p.keyset.height
 
     def error(k: int) -> float:
-        dropped = sum(n for j, n in h.items() if j > k)
+        dropped = max(sum(n for j, n in h.items() if j > k), 0)
         return dropped / cells + bounds.discrete_laplace_mean_abs_error(k / eps_release)
 
     best = min(range(1, MAX_ROWS + 1), key=error)
