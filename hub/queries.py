@@ -484,10 +484,19 @@ def _population(p: Plan, dialect: str) -> tuple[Any, list[ColumnElement[bool]]]:
     return source, where
 
 
+def _tune(connection: Connection) -> None:
+    """PostgreSQL: keep the aggregation's hash table in memory and skip JIT compilation (it
+    costs more than it saves on one aggregation) for this transaction only."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        connection.exec_driver_sql("SET LOCAL jit = off")
+
+
 def rank_histogram(connection: Connection, p: Plan) -> dict[int, int]:
     """{m: persons whose highest rank among the query's records is m}: keeping each person's
     first m records (by rank) keeps all of that person's records in the query. One value per
     person, so removing a person changes one entry (d_in = 1 for the DP quantile)."""
+    _tune(connection)
     source, where = _population(p, connection.dialect.name)
     per_person = (
         select(func.max(_RP.c.rank_in_dataset).label("m"))
@@ -510,6 +519,7 @@ def rank_table(connection: Connection, p: Plan) -> pl.DataFrame:
     unique per person and dataset)."""
     q = p.query
     dialect = connection.dialect.name
+    _tune(connection)
     source, where = _population(p, dialect)
     where = [*where, _RP.c.rank_in_dataset <= MAX_ROWS + 1]
     dims = [dimension_expr(d, q.dataset, _R, dialect).label(d) for d in q.group_by]
@@ -599,6 +609,7 @@ def bounded_table(connection: Connection, p: Plan, bound: int) -> pl.DataFrame:
     ``value`` and ``n`` (quantile: records per clamped whole value, expanded in Python)."""
     q = p.query
     dialect = connection.dialect.name
+    _tune(connection)
     source, where = _population(p, dialect)
     where = [*where, _RP.c.rank_in_dataset <= bound]
     dims = [dimension_expr(d, q.dataset, _R, dialect).label(d) for d in q.group_by]
