@@ -11,9 +11,11 @@ How a query runs (see docs/queries.md for the arguments):
    restricted to ``rank_in_dataset <= k`` (each person's first k records of the dataset by
    event date, kept up to date by the linkage service: no window function at query time), and
    grouped by the requested dimensions. Only the contingency table comes back to Python.
-3. ``k`` is chosen from the data with a small accounted part of epsilon
-   (``privacy.dp.bounds.choose_bound`` on the histogram "persons by their highest rank among
-   the query's records", computed in SQL).
+3. ``k`` is chosen from the data with a small accounted part of epsilon (``BOUND_SHARE``):
+   for counts, one SQL pass returns the table per cell and rank, which gives the table at
+   every bound and a rank histogram released with noise, and k minimises the estimated
+   bias + noise per cell; for other measures, ``privacy.dp.bounds.choose_bound`` (a DP
+   quantile) on the histogram "persons by their highest rank", computed in SQL.
 4. The table is aligned to the full key set (empty cells are 0) and noised by
    ``privacy.dp.mechanisms``; the agreement's post-processing runs on the noisy values only.
 5. In one transaction: lock the (organisation, agreement, period) budget row, return the stored
