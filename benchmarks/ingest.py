@@ -111,7 +111,11 @@ def main() -> None:
     size_mb = extract.stat().st_size / 1024**2
 
     with tempfile.TemporaryDirectory() as scratch:
-        settings = Settings(data_dir=Path(scratch), master_secret=TEST_MASTER_SECRET)
+        # Ingest alone: linkage (issue 4) runs in its own `hub linker` process in production
+        # set-ups and has its own benchmark.
+        settings = Settings(
+            linkage_in_api=False, data_dir=Path(scratch), master_secret=TEST_MASTER_SECRET
+        )
         hub = build_hub(settings)
         register_examples(hub, Path(scratch) / "keys")
         from hub.auth.clients import ClientStore
@@ -139,6 +143,11 @@ def main() -> None:
             print(runs[-1], f"{runs[-1].rows_per_second:,.0f} rows/s")
             with HubClient(server.url, client_id=client_id, client_secret=client_secret) as client:
                 client.withdraw_upload(receipt["upload_id"], "benchmark")
+            # A fresh process for the CLI run, so its peak RSS is that upload's alone.
+            server.stop()
+            server = HubProcess(settings, Path(scratch) / "server-cli.log")
+            server.start()
+            assert server.process is not None
 
             command = [
                 sys.executable,

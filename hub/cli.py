@@ -141,6 +141,29 @@ def demo(
     run_demo(scale=scale, serve=serve_after, port=port, console=console)
 
 
+@app.command()
+def linker(
+    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 5.0,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+) -> None:
+    """Link stored records into persons, as a process of its own (HUB_LINKAGE_IN_API=false)."""
+    import time
+
+    from hub.logs import configure_logging
+    from hub.services import build_hub
+    from hub.settings import Settings
+
+    configure_logging()
+    hub = build_hub(Settings(linkage_in_api=False))
+    while True:
+        linked = hub.linkage.catch_up()
+        if linked:
+            console.print(f"linked {linked:,} records")
+        if once:
+            return
+        time.sleep(interval)
+
+
 @app.command("demo-login")
 def demo_login(
     organisation: Annotated[str, typer.Argument(help="e.g. met-police, mopac-vru, partnership")],

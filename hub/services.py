@@ -43,7 +43,8 @@ def build_hub(settings: Settings, *, migrate: bool = True) -> Hub:
         max_upload_bytes=settings.max_upload_bytes,
         max_report_issues=settings.max_report_issues,
     )
-    # Records stored but not linked (a crash between store and link) are linked now.
     linkage = LinkageService(engine, agreements, master_secret, settings.key_version)
-    linkage.catch_up()
+    if settings.linkage_in_api:
+        # Records stored but not linked (a crash between store and link) are linked now.
+        linkage.catch_up()
     return Hub(settings, engine, signer, keyring, agreements, ingestor, linkage)

@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body except for uploads."
     )
+    linkage_in_api: bool = Field(
+        default=True,
+        description=(
+            "Link uploads inside the API process (after each upload, and what is pending at "
+            "start). Set false and run `hub linker` as its own process to keep the API's "
+            "memory and CPU to ingest and queries."
+        ),
+    )
     audit_origin: str = Field(default="vru-hub.example/audit", description="Audit log origin.")
     audit_checkpoint_interval_seconds: float = Field(
         default=300, description="Sign an audit checkpoint this often when the log grew; 0: off."

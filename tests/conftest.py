@@ -77,6 +77,7 @@ class HubProcess:
             "HUB_DATABASE_URL": settings.resolved_database_url,
             "HUB_MASTER_SECRET": TEST_MASTER_SECRET,
             "HUB_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
+            "HUB_LINKAGE_IN_API": str(settings.linkage_in_api).lower(),
         }
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -83,7 +83,8 @@ async def upload_extract(
     receipt: dict[str, Any] = await anyio.to_thread.run_sync(ingest)
     # Linkage (issue 4) runs after the receipt is sent: the upload is committed and safe, and
     # records not yet linked are picked up again at start if the hub stops before it is done.
-    background.add_task(hub.linkage.link_upload, receipt["upload_id"])
+    if hub.settings.linkage_in_api:
+        background.add_task(hub.linkage.link_upload, receipt["upload_id"])
     return receipt
 
 
