@@ -576,6 +576,21 @@ def table_at(ranks: pl.DataFrame, p: Plan, bound: int) -> pl.DataFrame:
     )
 
 
+def non_increasing(values: Sequence[float]) -> list[float]:
+    """Least-squares non-increasing fit (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [sum, count]
+    for v in values:
+        blocks.append([v, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] < blocks[-1][0] / blocks[-1][1]:
+            total, count = blocks.pop()
+            blocks[-1][0] += total
+            blocks[-1][1] += count
+    out: list[float] = []
+    for total, count in blocks:
+        out += [total / count] * int(count)
+    return out
+
+
 def choose_bound_from_ranks(
     p: Plan, ranks: pl.DataFrame, eps_bound: float, eps_release: float
 ) -> bounds.BoundChoice:
@@ -592,8 +607,12 @@ def choose_bound_from_ranks(
         bounds=mechanisms.ContributionBounds(MAX_ROWS + 1),
         epsilon=eps_bound,
     )
-    # raw noisy bins (not clamped at 0 one by one): their sum is an unbiased estimate
-    h = {int(j): int(v) for j, v in noisy.table.select("rank", "value").iter_rows()}
+    # H[j] falls with j (a person with records at rank j has them at every rank below, up to
+    # shared cells): fit the noisy bins with a non-increasing sequence (pool adjacent
+    # violators), which averages the noise of the empty tail bins instead of letting one of
+    # them push the bound up. Bins are not clamped at 0 one by one (that would bias the sums).
+    noisy_bins = [float(v) for v in noisy.table.sort("rank")["value"].to_list()]
+    h = dict(enumerate(non_increasing(noisy_bins), start=1))
     cells = p.keyset.height
 
     def error(k: int) -> float:
