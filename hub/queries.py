@@ -576,21 +576,6 @@ def table_at(ranks: pl.DataFrame, p: Plan, bound: int) -> pl.DataFrame:
     )
 
 
-def non_increasing(values: Sequence[float]) -> list[float]:
-    """Least-squares non-increasing fit (pool adjacent violators)."""
-    blocks: list[list[float]] = []  # [sum, count]
-    for v in values:
-        blocks.append([v, 1.0])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] < blocks[-1][0] / blocks[-1][1]:
-            total, count = blocks.pop()
-            blocks[-1][0] += total
-            blocks[-1][1] += count
-    out: list[float] = []
-    for total, count in blocks:
-        out += [total / count] * int(count)
-    return out
-
-
 def choose_bound_from_ranks(
     p: Plan, ranks: pl.DataFrame, eps_bound: float, eps_release: float
 ) -> bounds.BoundChoice:
@@ -607,19 +592,29 @@ def choose_bound_from_ranks(
         bounds=mechanisms.ContributionBounds(MAX_ROWS + 1),
         epsilon=eps_bound,
     )
-    # H[j] falls with j (a person with records at rank j has them at every rank below, up to
-    # shared cells): fit the noisy bins with a non-increasing sequence (pool adjacent
-    # violators), which averages the noise of the empty tail bins instead of letting one of
-    # them push the bound up. Bins are not clamped at 0 one by one (that would bias the sums).
-    noisy_bins = [float(v) for v in noisy.table.sort("rank")["value"].to_list()]
-    h = dict(enumerate(non_increasing(noisy_bins), start=1))
+    # Raw noisy bins, not clamped at 0 one by one (that would bias the sums upwards).
+    h = {int(j): float(v) for j, v in noisy.table.select("rank", "value").iter_rows()}
     cells = p.keyset.height
+    scale = float(noisy.meta.scale)  # type: ignore[arg-type]
+
+    def tail(k: int) -> float:
+        return sum(n for j, n in h.items() if j > k)
 
     def error(k: int) -> float:
-        dropped = max(sum(n for j, n in h.items() if j > k), 0)
-        return dropped / cells + bounds.discrete_laplace_mean_abs_error(k / eps_release)
+        return max(tail(k), 0.0) / cells + bounds.discrete_laplace_mean_abs_error(k / eps_release)
 
-    best = min(range(1, MAX_ROWS + 1), key=error)
+    # Beyond the smallest k whose tail is indistinguishable from no records at all (one-sided
+    # 95%: the sum of m bins' noise has sd scale * sqrt(2m)), a larger bound only adds noise;
+    # without this cap, the noise of empty tail bins pushes the bound up when cells are few.
+    k_max = next(
+        (
+            k
+            for k in range(1, MAX_ROWS + 1)
+            if tail(k) <= 1.645 * scale * math.sqrt(2 * (MAX_ROWS + 1 - k))
+        ),
+        MAX_ROWS,
+    )
+    best = min(range(1, k_max + 1), key=error)
     return bounds.BoundChoice(
         best,
         noisy.meta.epsilon,

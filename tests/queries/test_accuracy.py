@@ -21,7 +21,15 @@ import pytest
 from sqlalchemy import delete, text
 
 from hub.models import RecordPersonRow
-from hub.queries import bounded_table, noise, plan, rank_histogram, rank_table, table_at
+from hub.queries import (
+    bounded_table,
+    choose_bound_from_ranks,
+    noise,
+    plan,
+    rank_histogram,
+    rank_table,
+    table_at,
+)
 from hub.services import Hub
 from privacy.dp.budget import Query
 from tests.queries.conftest import AGREEMENT, POLICE
@@ -123,3 +131,27 @@ def test_declared_95_percent_intervals_cover_the_true_bounded_counts(demo_hub: H
     coverage = covered / total
     sigma = math.sqrt(0.05 * 0.95 / total)
     assert 0.95 - 4 * sigma <= coverage <= 0.965, coverage
+
+
+def test_the_bound_is_where_dropped_records_stop_outweighing_noise(demo_hub: Hub) -> None:
+    """H = records at rank 1, 2, 3 (none beyond) over 10 cells: bounds 1 and 2 drop
+    thousands of records per cell, bound 3 drops none and its noise is the least of those
+    that drop nothing; the 2% of epsilon that sees H (noise scale 550) cannot hide that."""
+    p = plan(
+        Query(
+            agreement_id=AGREEMENT,
+            dataset=POLICE,
+            measure="count_records",
+            group_by=("age_band",),
+            epsilon=0.5,
+        ),
+        demo_hub.agreements.get(AGREEMENT),
+        TODAY,
+    )
+    ranks = pl.DataFrame(
+        {"age_band": ["25+"] * 3, "rank": [1, 2, 3], "value": [100_000, 50_000, 25_000]},
+        schema={"age_band": pl.String, "rank": pl.Int64, "value": pl.Int64},
+    )
+    chosen = [choose_bound_from_ranks(p, ranks, 0.02, 0.98) for _ in range(20)]  # at epsilon 1
+    assert {c.bound for c in chosen} == {3}
+    assert all(c.epsilon_spent <= 0.02 for c in chosen)
