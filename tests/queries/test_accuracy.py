@@ -134,7 +134,7 @@ def test_declared_95_percent_intervals_cover_the_true_bounded_counts(demo_hub: H
 
 
 def test_the_bound_is_where_dropped_records_stop_outweighing_noise(demo_hub: Hub) -> None:
-    """H = records at rank 1, 2, 3 (none beyond) over 10 cells: bounds 1 and 2 drop
+    """H = records at rank 1, 2, 3 (none beyond) over 5 cells: bounds 1 and 2 drop
     thousands of records per cell, bound 3 drops none and its noise is the least of those
     that drop nothing; the 2% of epsilon that sees H (noise scale 550) cannot hide that."""
     p = plan(
@@ -153,5 +153,7 @@ def test_the_bound_is_where_dropped_records_stop_outweighing_noise(demo_hub: Hub
         schema={"age_band": pl.String, "rank": pl.Int64, "value": pl.Int64},
     )
     chosen = [choose_bound_from_ranks(p, ranks, 0.02, 0.98) for _ in range(20)]  # at epsilon 1
-    assert {c.bound for c in chosen} == {3}
+    # the tail test errs (one-sided) 5% of the time: then a larger bound, never a smaller one
+    picked = [c.bound for c in chosen]
+    assert min(picked) == 3 and picked.count(3) >= 15, picked
     assert all(c.epsilon_spent <= 0.02 for c in chosen)
