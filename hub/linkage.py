@@ -399,7 +399,8 @@ class LinkageService:
                 | pl.col("person_id").is_in(list(extra_old_persons))
             )
         )
-        gone = [p for p in extra_old_persons if p not in set(after["person_id"].to_list())]
+        still_there = set(after["person_id"].to_list())
+        gone = [p for p in extra_old_persons if p not in still_there]
         rewritten = moved.filter(pl.col("person_id").is_not_null())
         new_rows = moved.select(
             "upload_pk",
