@@ -75,15 +75,17 @@ def test_known_answer_for_nhs_key() -> None:
 def test_packed_keys_round_trip() -> None:
     pseudonymiser = Pseudonymiser(MASTER, "london", 1)
     frame = pl.DataFrame(
-        {"nhs_number": ["9434765919", None], "forename": ["Amara", "Bo"], "surname": ["Okafor", None]}
+        {
+            "nhs_number": ["9434765919", None],
+            "forename": ["Amara", "Bo"],
+            "surname": ["Okafor", None],
+        }
     )
     hex_keys = pseudonymiser.match_keys_hex(frame, "ae_istv_assaults")
     binary = pseudonymiser.match_keys(frame, "ae_istv_assaults")
     packed = pack_match_keys(hex_keys)
     for index in range(2):
-        unpacked = unpack_match_keys(
-            packed["match_key_mask"][index], packed["match_keys"][index]
-        )
+        unpacked = unpack_match_keys(packed["match_key_mask"][index], packed["match_keys"][index])
         expected = {k: v for k, v in binary.row(index, named=True).items() if v is not None}
         assert unpacked == expected
     assert set(unpack_match_keys(packed["match_key_mask"][0], packed["match_keys"][0])) == {"nhs"}
