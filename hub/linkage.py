@@ -36,6 +36,7 @@ import polars as pl
 from sqlalchemy import Connection, Engine, and_, delete, func, select
 
 from hub.bulk import insert_rows
+from hub.logs import describe_error
 from hub.models import PersonRow, RecordPersonRow, RecordRow, UploadRow
 from hub.registry import AgreementRegistry
 from privacy.linkage.cascade import Linker
@@ -138,8 +139,12 @@ class LinkageService:
             if agreement_id is None:
                 return 0
             return self.link_domain(self._domain_of(agreement_id))
-        except Exception:  # the upload is safe; linking is retried later
-            log.exception("linking after upload %s failed; its records stay pending", upload_id)
+        except Exception as error:  # the upload is safe; linking is retried later
+            log.error(
+                "linking after upload %s failed (%s); its records stay pending",
+                upload_id,
+                describe_error(error),
+            )
             return 0
 
     def after_withdrawal(self, upload_id: str) -> int:
@@ -167,8 +172,10 @@ class LinkageService:
                 state.linker.remove(gone.get_column("record_id").to_list())
                 state.meta = state.meta.filter(pl.col("upload_pk") != upload.id)
                 return self._write(domain, state, state.linker.last_changed(), old_persons)
-        except Exception:
-            log.exception("re-linking after withdrawal of %s failed", upload_id)
+        except Exception as error:
+            log.error(
+                "re-linking after withdrawal of %s failed (%s)", upload_id, describe_error(error)
+            )
             with self._lock:
                 self._domains.pop(self._safe_domain(upload_id), None)
             return 0
@@ -328,12 +335,16 @@ class LinkageService:
         """Link the uploads of the domain the linker has not seen (each upload is written in
         one transaction, so an upload is either wholly linked or wholly pending)."""
         with self._engine.connect() as connection:
-            live = connection.execute(
-                select(UploadRow.id).where(
-                    UploadRow.agreement_id.in_(self._agreement_ids(connection, domain)),
-                    UploadRow.status == "stored",
+            live = (
+                connection.execute(
+                    select(UploadRow.id).where(
+                        UploadRow.agreement_id.in_(self._agreement_ids(connection, domain)),
+                        UploadRow.status == "stored",
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             seen = set(state.meta.get_column("upload_pk").unique().to_list())
             new = [pk for pk in live if pk not in seen]
             if not new:
@@ -363,16 +374,18 @@ class LinkageService:
         whose record count moved. Returns how many record rows were written."""
         if not changed and not extra_old_persons:
             return 0
-        assigned = state.linker.assignments(changed) if changed else pl.DataFrame(
-            schema={"record_id": pl.String, "person_id": pl.String, "link_key": pl.String}
+        assigned = (
+            state.linker.assignments(changed)
+            if changed
+            else pl.DataFrame(
+                schema={"record_id": pl.String, "person_id": pl.String, "link_key": pl.String}
+            )
         )
         members = (
             state.meta.join(assigned, on="record_id", how="inner", suffix="_new")
             .sort("event_date", "upload_pk", "row")
             .with_columns(
-                (pl.int_range(pl.len()).over("person_id_new", "dataset") + 1).alias(
-                    "rank_new"
-                ),
+                (pl.int_range(pl.len()).over("person_id_new", "dataset") + 1).alias("rank_new"),
             )
         )
         moved = members.filter(
@@ -386,9 +399,9 @@ class LinkageService:
             pl.concat(
                 [
                     before.with_columns(pl.lit(None, dtype=pl.UInt32).alias("new")),
-                    after.rename({"len": "new"}).with_columns(
-                        pl.lit(None, dtype=pl.UInt32).alias("len")
-                    ).select("person_id", "len", "new"),
+                    after.rename({"len": "new"})
+                    .with_columns(pl.lit(None, dtype=pl.UInt32).alias("len"))
+                    .select("person_id", "len", "new"),
                 ]
             )
             .group_by("person_id")

@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import traceback
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.logs import describe_error
 
 log = logging.getLogger("hub.api")
 
 INTERNAL_ERROR = json.dumps(
     {"error": {"code": "internal_error", "message": "The hub failed; nothing was stored."}}
 ).encode()
-
-
-def error_location(error: BaseException) -> str:
-    frames = traceback.extract_tb(error.__traceback__)[-6:]
-    return " <- ".join(
-        f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} {frame.name}"
-        for frame in reversed(frames)
-    )
 
 
 class ContainErrors:
@@ -47,7 +40,7 @@ class ContainErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as error:
-            log.error("unexpected %s at %s", type(error).__name__, error_location(error))
+            log.error("unexpected %s", describe_error(error))
             if response_started:
                 return
             await send(

@@ -15,6 +15,7 @@ import anyio
 from sqlalchemy import Engine
 
 from hub.audit.ledger import NoteSigner, make_checkpoint
+from hub.logs import describe_error
 
 log = logging.getLogger("hub.audit")
 
@@ -26,7 +27,7 @@ async def checkpoint_every(interval: float, engine: Engine, signer: NoteSigner) 
             stored = await anyio.to_thread.run_sync(make_checkpoint, engine, signer)
             log.debug("audit checkpoint at size %d", stored.size)
         except Exception as error:  # keep checkpointing; the next interval tries again
-            log.error("audit checkpoint failed: %s", type(error).__name__)
+            log.error("audit checkpoint failed: %s", describe_error(error))
 
 
 @asynccontextmanager
