@@ -1,4 +1,5 @@
-"""Privacy-preserving fuzzy linkage: keyed, hardened Bloom-filter encodings (CLKs).
+"""Privacy-preserving fuzzy linkage: keyed, hardened Bloom-filter encodings (CLKs) and keyed
+anchors for records without names.
 
 Why: the match keys need exact agreement of normalised fields, so "Jonathon"/"Johnathan" or a
 surname typo with a moved postcode stay unlinked. A cryptographic long-term key (Schnell et al.)
@@ -10,13 +11,27 @@ or versions are unrelated):
 - bigrams of the normalised value padded with ``_`` ("ann" -> _a an nn n_), one field label
   per field so the same bigram in forename and surname sets different bits;
 - bit positions by double hashing: ``HMAC-SHA256(bloom key, field | year of birth | bigram)``
-  gives h1, h2 and the k positions ``(h1 + i*h2) mod m``. The year of birth salts the
-  positions, so the same name born in different years sets different bits (frequency attacks
-  must work per birth cohort);
+  gives h1, h2 (its first two big-endian 64-bit words, h2 odd) and the k positions
+  ``(h1 + i*h2) mod m``. The year of birth salts the positions, so the same name born in
+  different years sets different bits (frequency attacks must work per birth cohort);
 - hardening: *balancing* (the filter is concatenated with its complement, so every encoding
   has exactly ``m`` ones and the Hamming weight reveals nothing about name length), then a
   keyed permutation of the ``2m`` positions. Only this hardened form leaves :meth:`encode`.
 - block key: ``HMAC(block key, date of birth | sex)``; pairs are only compared within a block.
+- anchors (``anchor_*``): keyed HMACs of date of birth (with and without sex, and with day and
+  month swapped), of the postcode, and of birth year + sex + postcode, under their own key.
+  The linker combines a cluster's date-of-birth anchors with its postcode anchors in memory
+  (:func:`anchor_link`), so a nameless record meets a person whose DOB and postcode came from
+  different records. No anchor is stored for a value with only a few possible values (sex or
+  year of birth alone), whose keyed hash a frequency count would undo.
+
+Speed: the encoder is vectorised. HMACs run in Rust (polars-hash), once per *distinct*
+(field, year, bigram) and per distinct anchor message; bigrams come from polars string
+slicing; bit rows are built once per distinct (value, year) and gathered per record. Balancing
+and the keyed permutation are folded into the bit positions: a filter bit ``j`` is written to
+its two hardened positions ``pinv[j]`` and ``pinv[m + j]`` and the rows are XORed with the
+constant mask of the complement half, which equals concatenating the complement and
+permuting (the map is a bit permutation, so it commutes with OR-ing the fields together).
 
 Matching (:func:`bloom_link`) compares records of *different* clusters in one block, takes each
 cluster pair's best score, and accepts pairs at or above the threshold greedily by descending
@@ -28,13 +43,14 @@ there are two people -- twins share DOB, sex, surname and postcode).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.hmac import HMAC
+import polars_hash  # noqa: F401  (registers the vectorised `chash` expression namespace)
+import pyarrow as pa
 
 from privacy.keys import derive_key
 from privacy.linkage.cascade import STRONG_SPACES, fingerprints
@@ -46,10 +62,13 @@ from privacy.normalise import (
 )
 
 __all__ = [
+    "ANCHOR_COLUMNS",
     "ANCHOR_PASSES",
+    "ANCHOR_PURPOSE",
     "BLOCK_PURPOSE",
     "BLOOM_PASSES",
     "BLOOM_PURPOSE",
+    "AnchorPass",
     "BloomEncoder",
     "BloomLinks",
     "anchor_cascade",
@@ -61,20 +80,44 @@ __all__ = [
 
 BLOOM_PURPOSE = "bloom"
 BLOCK_PURPOSE = "bloom-block"
+ANCHOR_PURPOSE = "bloom-anchor"
 PERMUTATION_PURPOSE = "bloom-permutation"
 _FIELDS: tuple[tuple[str, int], ...] = (("forename", 20), ("surname", 20), ("postcode", 10))
+_SEP = "\x1f"
+# Columns of a canonical frame that may carry the age at the event (used for a birth year
+# only when the date of birth is missing; A&E extracts state the age at attendance).
+AGE_COLUMNS: tuple[str, ...] = ("age_at_attendance", "age_at_offence", "age")
+ANCHOR_COLUMNS: tuple[str, ...] = (
+    "anchor_dob_sex",
+    "anchor_dob_sex_swapped",
+    "anchor_dob",
+    "anchor_dob_swapped",
+    "anchor_postcode",
+    "anchor_year_sex_postcode",
+    "anchor_year_sex_postcode_alt",
+)
 
 U8 = npt.NDArray[np.uint8]
+U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 
 
 def _bigrams(value: str) -> list[str]:
+    """The padded bigram set of one value (the definition the vectorised encoder follows)."""
     padded = f"_{value}_"
     return sorted({padded[i : i + 2] for i in range(len(padded) - 1)})
 
 
+def _distinct_map(values: pl.Series, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    """``fn`` applied to each distinct value once (normalisation is the costly part)."""
+    raw = values.cast(pl.String).alias("raw")
+    table = raw.drop_nulls().unique().to_frame().with_columns(fn(pl.col("raw")).alias("out"))
+    return raw.to_frame().join(table, on="raw", how="left", maintain_order="left")["out"]
+
+
 class BloomEncoder:
-    """Hardened CLKs and keyed block keys for one linkage domain and key version."""
+    """Hardened CLKs, keyed block keys and keyed anchors for one linkage domain and key
+    version."""
 
     def __init__(
         self, master_secret: bytes, domain: str, key_version: int, *, bits: int = 1024
@@ -88,252 +131,399 @@ class BloomEncoder:
         def key(purpose: str) -> bytes:
             return derive_key(master_secret, domain=domain, version=key_version, purpose=purpose)
 
-        self._bloom = HMAC(key(BLOOM_PURPOSE), SHA256())
-        self._block = HMAC(key(BLOCK_PURPOSE), SHA256())
-        seed = int.from_bytes(key(PERMUTATION_PURPOSE), "big")
-        self._permutation = np.random.Generator(np.random.PCG64(seed)).permutation(2 * bits)
+        # polars-hash takes the HMAC key as text: the derived key's 64 hex characters (256 bits
+        # of entropy in one SHA-256 block), as privacy.matchkeys does.
+        self._bloom_key = key(BLOOM_PURPOSE).hex()
+        self._block_key = key(BLOCK_PURPOSE).hex()
+        self._anchor_key = key(ANCHOR_PURPOSE).hex()
         # the name-only filter gets its own permutation: comparing it with the full filter
         # must not reveal which positions hold postcode bigrams
-        seed = int.from_bytes(key(PERMUTATION_PURPOSE + "-names"), "big")
-        self._name_permutation = np.random.Generator(np.random.PCG64(seed)).permutation(2 * bits)
-        self._positions: dict[tuple[str, str, str], npt.NDArray[np.int64]] = {}
+        self._targets: dict[str, tuple[I64, U64]] = {}
+        for name, purpose in (
+            ("bloom_clk", PERMUTATION_PURPOSE),
+            ("bloom_name_clk", PERMUTATION_PURPOSE + "-names"),
+        ):
+            seed = int.from_bytes(key(purpose), "big")
+            permutation = np.random.Generator(np.random.PCG64(seed)).permutation(2 * bits)
+            # hardened[t] = concat(filter, ~filter)[permutation[t]]: filter bit j lands at
+            # inverse[j] and its complement at inverse[bits + j]
+            inverse = np.argsort(permutation).astype(np.int64)
+            flip = np.packbits(permutation >= bits).view(np.uint64).copy()
+            self._targets[name] = (inverse, flip)
 
     def __repr__(self) -> str:  # never show key material
         return f"BloomEncoder(domain={self.domain!r}, key_version={self.key_version})"
 
-    def _bigram_positions(self, field: str, year: str, bigram: str, k: int) -> I64:
-        cached = self._positions.get((field, year, bigram))
-        if cached is None:
-            mac = self._bloom.copy()
-            mac.update(f"{field}\x1f{year}\x1f{bigram}".encode())
-            digest = mac.finalize()
-            h1 = int.from_bytes(digest[:8], "big")
-            h2 = int.from_bytes(digest[8:16], "big") | 1
-            cached = np.array([(h1 + i * h2) % self.bits for i in range(k)], dtype=np.int64)
-            self._positions[(field, year, bigram)] = cached
-        return cached
+    # ------------------------------------------------------------------ CLKs
 
-    def _field_bits(self, field: str, k: int, values: pl.Series, years: pl.Series) -> U8:
-        """Unhardened packed bits of one field, one row per record (zeros where null)."""
+    def _field_rows(
+        self, field: str, k: int, values: pl.Series, years: pl.Series, outputs: tuple[str, ...]
+    ) -> tuple[I64, dict[str, U64]]:
+        """Per record the index of its distinct (value, year) row (-1 where the value is null)
+        and, per output encoding, the permuted (unbalanced) bit rows of the distinct values as
+        ``(n_distinct, 2m/64)`` words."""
         pairs = pl.DataFrame({"v": values, "y": years})
-        distinct = pairs.unique(maintain_order=True).with_row_index("d")
-        inverse = pairs.join(distinct, on=["v", "y"], how="left", nulls_equal=True,
-                             maintain_order="left")["d"].to_numpy()
-        bits = np.zeros((distinct.height, self.bits), dtype=bool)
-        for d, value, year in distinct.select("d", "v", "y").iter_rows():
-            if value:
-                for bigram in _bigrams(value):
-                    bits[d, self._bigram_positions(field, year or "", bigram, k)] = True
-        packed: U8 = np.packbits(bits, axis=1)[inverse]
-        return packed
-
-    def _harden(self, packed: U8, name: str, present: pl.Series) -> pl.Series:
-        """Balanced (filter + complement) and keyed-permuted bits; null where not ``present``."""
-        permutation = self._name_permutation if name == "bloom_name_clk" else self._permutation
-        bits = np.unpackbits(packed, axis=1).astype(bool)
-        hardened = np.packbits(np.concatenate([bits, ~bits], axis=1)[:, permutation], axis=1)
-        clk = pl.Series(name, [row.tobytes() for row in hardened], dtype=pl.Binary)
-        return pl.select(pl.when(present).then(clk)).to_series().alias(name)
-
-    def _keyed(self, messages: pl.Series, label: bytes) -> list[bytes | None]:
-        out: list[bytes | None] = []
-        for message in messages.to_list():
-            if message is None:
-                out.append(None)
-                continue
-            mac = self._block.copy()
-            mac.update(label + b"\x1f" + message.encode())
-            out.append(mac.finalize())
-        return out
-
-    def encode(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """``bloom_block`` (Binary, null without a date of birth) and ``bloom_clk`` (Binary,
-        ``2*bits/8`` bytes, hardened; null when forename, surname and postcode are all
-        missing) for each row of a canonical frame (forename, surname, postcode, date_of_birth,
-        sex; absent columns count as null)."""
-        def col(name: str, dtype: type[pl.DataType]) -> pl.Expr:
-            if name in frame.columns:
-                return pl.col(name).cast(dtype)
-            return pl.lit(None, dtype=dtype)
-
-        norm = frame.select(
-            first_forename_expr(name_expr(col("forename", pl.String))).alias("forename"),
-            surname_compact_expr(name_expr(col("surname", pl.String))).alias("surname"),
-            postcode_expr(col("postcode", pl.String)).alias("postcode"),
-            col("date_of_birth", pl.Date).alias("dob"),
-            col("sex", pl.String).alias("sex"),
+        distinct = pairs.filter(pl.col("v").is_not_null()).unique().with_row_index("d")
+        inverse = (
+            pairs.join(distinct, on=["v", "y"], how="left", maintain_order="left")["d"]
+            .cast(pl.Int64)
+            .fill_null(-1)
+            .to_numpy()
         )
-        years = norm["dob"].dt.year().cast(pl.String)
-        packed = np.zeros((frame.height, self.bits // 8), dtype=np.uint8)
-        name_packed = np.zeros_like(packed)
+        words = 2 * self.bits // 64
+        grams = (
+            distinct.lazy()
+            .select("d", "y", pl.concat_str([pl.lit("_"), "v", pl.lit("_")]).alias("p"))
+            .with_columns(pl.int_ranges(0, pl.col("p").str.len_chars() - 1).alias("i"))
+            .explode("i")
+            .select("d", "y", pl.col("p").str.slice(pl.col("i"), 2).alias("g"))
+            .unique(["d", "g"])
+            .collect()
+        )
+        if grams.height == 0:
+            return inverse, {o: np.zeros((distinct.height, words), np.uint64) for o in outputs}
+        messages = grams.select("y", "g").unique()
+        digest = pl.concat_str([pl.lit(field), "y", "g"], separator=_SEP).chash.hmac_sha256(  # type: ignore[attr-defined]
+            key=self._bloom_key
+        ).str.decode("hex")
+        hashed = messages.with_columns(
+            digest.bin.slice(0, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big").alias("h1"),
+            digest.bin.slice(8, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big").alias("h2"),
+        )
+        joined = grams.join(hashed, on=["y", "g"], how="left")
+        m = np.uint64(self.bits)
+        h1 = joined["h1"].to_numpy() % m
+        h2 = (joined["h2"].to_numpy() | np.uint64(1)) % m
+        # (h1 + i*h2) mod m, exact: both terms are reduced mod m first
+        positions = (h1[:, None] + np.arange(k, dtype=np.uint64)[None, :] * h2[:, None]) % m
+        rows = np.repeat(joined["d"].to_numpy().astype(np.int64), k)
+        flat = positions.ravel().astype(np.int64)
+        out: dict[str, U64] = {}
+        for name in outputs:
+            target, _ = self._targets[name]
+            bits = np.zeros((distinct.height, 2 * self.bits), dtype=bool)
+            bits[rows, target[flat]] = True
+            bits[rows, target[flat + self.bits]] = True
+            out[name] = np.packbits(bits, axis=1).view(np.uint64)
+        return inverse, out
+
+    def _clks(self, norm: pl.DataFrame, years: pl.Series) -> dict[str, pl.Series]:
+        n = norm.height
+        words = 2 * self.bits // 64
+        acc = {name: np.zeros((n, words), dtype=np.uint64) for name in self._targets}
         for field, k in _FIELDS:
-            field_bits = self._field_bits(field, k, norm[field], years)
-            packed |= field_bits
-            if field != "postcode":
-                name_packed |= field_bits
+            outputs = ("bloom_clk",) if field == "postcode" else ("bloom_clk", "bloom_name_clk")
+            inverse, rows = self._field_rows(field, k, norm[field], years, outputs)
+            present = inverse >= 0
+            for name in outputs:
+                acc[name][present] |= rows[name][inverse[present]]
         any_field = norm.select(
             pl.any_horizontal(pl.col(f).is_not_null() for f, _ in _FIELDS)
         ).to_series()
         both_names = norm.select(
             pl.col("forename").is_not_null() & pl.col("surname").is_not_null()
         ).to_series()
-        clk = self._harden(packed, "bloom_clk", any_field)
-        # names only (no postcode), for people who moved *and* have a typo in their name
-        name_clk = self._harden(name_packed, "bloom_name_clk", both_names)
-        sex = norm["sex"].fill_null("unknown")
-        block_in = pl.select(
-            pl.concat_str([norm["dob"].dt.to_string("%Y-%m-%d"), sex], separator="\x1f")
-        ).to_series()
-        blocks: list[bytes | None] = []
-        for message in block_in.to_list():
-            if message is None:
-                blocks.append(None)
-                continue
-            mac = self._block.copy()
-            mac.update(message.encode())
-            blocks.append(mac.finalize())
-        named = norm.select(
-            pl.col("forename").is_not_null() | pl.col("surname").is_not_null()
-        ).to_series()
-        day, month = norm["dob"].dt.day(), norm["dob"].dt.month()
-        swapped_dob = pl.select(
-            pl.when((day <= 12) & (day != month)).then(
+        out = {}
+        for name, wanted in (("bloom_clk", any_field), ("bloom_name_clk", both_names)):
+            _, flip = self._targets[name]
+            hardened = acc[name] ^ flip[None, :]
+            width = hardened.shape[1] * 8
+            array = pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(width), n, [None, pa.py_buffer(np.ascontiguousarray(hardened))]
+            )
+            series = pl.Series(name, pl.from_arrow(array)).cast(pl.Binary)
+            out[name] = pl.select(pl.when(wanted).then(series)).to_series().alias(name)
+        return out
+
+    # ------------------------------------------------------------------ keyed tokens
+
+    @staticmethod
+    def _hmac(messages: pl.Series, key: str, name: str) -> pl.Series:
+        """HMAC-SHA256 (32 bytes) of each distinct non-null message once; null stays null."""
+        frame = messages.alias("m").to_frame()
+        table = (
+            frame.drop_nulls()
+            .unique()
+            .with_columns(pl.col("m").chash.hmac_sha256(key=key).str.decode("hex").alias("h"))  # type: ignore[attr-defined]
+        )
+        return frame.join(table, on="m", how="left", maintain_order="left")["h"].alias(name)
+
+    def encode(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Per row of a canonical frame (forename, surname, postcode, date_of_birth, sex, and
+        optionally event_date and an age column of :data:`AGE_COLUMNS`; absent columns count as
+        null): ``bloom_block`` (Binary, null without a date of birth), ``bloom_clk`` (Binary,
+        ``2*bits/8`` bytes, hardened; null when forename, surname and postcode are all
+        missing), ``bloom_name_clk`` (names only; null unless both are present),
+        ``bloom_named``, and the keyed anchors of :data:`ANCHOR_COLUMNS` (null where an input
+        is missing)."""
+
+        def col(name: str, dtype: type[pl.DataType]) -> pl.Series:
+            if name in frame.columns:
+                return frame.get_column(name).cast(dtype)
+            return pl.Series(name, [None] * frame.height, dtype=dtype)
+
+        norm = pl.DataFrame(
+            {
+                "forename": _distinct_map(
+                    col("forename", pl.String), lambda e: first_forename_expr(name_expr(e))
+                ),
+                "surname": _distinct_map(
+                    col("surname", pl.String), lambda e: surname_compact_expr(name_expr(e))
+                ),
+                "postcode": _distinct_map(col("postcode", pl.String), postcode_expr),
+                "dob": col("date_of_birth", pl.Date),
+                "sex": col("sex", pl.String),
+                "event": col("event_date", pl.Date),
+                "age": pl.select(
+                    pl.coalesce(
+                        [col(c, pl.Int64) for c in AGE_COLUMNS if c in frame.columns]
+                        or [col("age", pl.Int64)]
+                    )
+                ).to_series(),
+            }
+        )
+        years = norm["dob"].dt.year().cast(pl.String).fill_null("")
+        clks = self._clks(norm, years)
+        tokens = norm.lazy().select(
+            pl.col("dob").dt.to_string("%Y-%m-%d").alias("dob_s"),
+            pl.col("sex").fill_null("unknown").alias("block_sex"),
+            pl.when(pl.col("sex").is_in(["male", "female"])).then(pl.col("sex")).alias("mf"),
+            pl.col("postcode"),
+            pl.when(
+                (pl.col("dob").dt.day() <= 12)
+                & (pl.col("dob").dt.day() != pl.col("dob").dt.month())
+            )
+            .then(
                 pl.concat_str(
                     [
-                        norm["dob"].dt.year().cast(pl.String),
-                        day.cast(pl.String).str.zfill(2),
-                        month.cast(pl.String).str.zfill(2),
+                        pl.col("dob").dt.year().cast(pl.String),
+                        pl.col("dob").dt.day().cast(pl.String).str.zfill(2),
+                        pl.col("dob").dt.month().cast(pl.String).str.zfill(2),
                     ],
                     separator="-",
                 )
             )
-        ).to_series()
-        swapped_in = pl.select(
-            pl.concat_str([swapped_dob, sex, norm["postcode"]], separator="\x1f")
-        ).to_series()
-        anchor_inputs = {
-            "bloom_anchor": pl.select(
-                pl.concat_str([block_in, norm["postcode"]], separator="\x1f")
-            ).to_series(),
-            # the same anchor space: a swapped day/month meets the correct DOB's anchor
-            "bloom_anchor_swapped": swapped_in,
-        }
-        anchors = {
-            name: pl.Series(
+            .alias("swapped"),
+            # birth year: from the DOB, else the two years the age at the event allows
+            pl.coalesce(
+                pl.col("dob").dt.year(), pl.col("event").dt.year() - pl.col("age") - 1
+            ).cast(pl.String).alias("year"),
+            pl.when(pl.col("dob").is_null())
+            .then(pl.col("event").dt.year() - pl.col("age"))
+            .cast(pl.String)
+            .alias("year_alt"),
+        )
+
+        def msg(label: str, *parts: str) -> pl.Expr:
+            return pl.concat_str([pl.lit(label), *[pl.col(p) for p in parts]], separator=_SEP)
+
+        messages = tokens.select(
+            pl.concat_str([pl.col("dob_s"), pl.col("block_sex")], separator=_SEP).alias(
+                "bloom_block"
+            ),
+            msg("ds", "dob_s", "mf").alias("anchor_dob_sex"),
+            msg("ds", "swapped", "mf").alias("anchor_dob_sex_swapped"),
+            msg("d", "dob_s").alias("anchor_dob"),
+            msg("d", "swapped").alias("anchor_dob_swapped"),
+            msg("pc", "postcode").alias("anchor_postcode"),
+            msg("ysp", "year", "mf", "postcode").alias("anchor_year_sex_postcode"),
+            msg("ysp", "year_alt", "mf", "postcode").alias("anchor_year_sex_postcode_alt"),
+        ).collect()
+        keyed = [
+            self._hmac(
+                messages[name],
+                self._block_key if name == "bloom_block" else self._anchor_key,
                 name,
-                self._keyed(values, b"anchor"),
-                dtype=pl.Binary,
             )
-            for name, values in anchor_inputs.items()
-        }
+            for name in messages.columns
+        ]
+        named = norm.select(
+            (pl.col("forename").is_not_null() | pl.col("surname").is_not_null()).alias(
+                "bloom_named"
+            )
+        ).to_series()
         return pl.DataFrame(
-            [
-                pl.Series("bloom_block", blocks, dtype=pl.Binary),
-                clk,
-                name_clk,
-                *anchors.values(),
-                named.alias("bloom_named"),
-            ]
+            [keyed[0], clks["bloom_clk"], clks["bloom_name_clk"], *keyed[1:], named]
         )
 
 
-ANCHOR_PASSES: tuple[tuple[tuple[str, ...], bool], ...] = (
-    (("bloom_anchor",), True),
-    (("bloom_anchor", "bloom_anchor_swapped"), False),
+@dataclass(frozen=True)
+class AnchorPass:
+    """One pass of :func:`anchor_link`. A cluster's anchor values are the fingerprints of the
+    ``first`` columns of all its records (pooled); with ``second``, every combination of one of
+    its ``first`` values with one of its ``second`` values, formed in memory from the keyed
+    anchors (so a DOB seen on one record meets a postcode seen on another record of the same
+    person). ``join_nameless``: nameless clusters whose anchor no named cluster carries are
+    joined to each other (repeat attendances). ``nameless_without``: a nameless cluster takes
+    part only if none of its records carries this column (e.g. the sex-free pass is only for
+    clusters without a stated sex, so it can never join a nameless record to the twin of the
+    other sex)."""
+
+    name: str
+    first: tuple[str, ...]
+    second: tuple[str, ...] = ()
+    join_nameless: bool = False
+    nameless_without: str | None = None
+
+
+ANCHOR_PASSES: tuple[AnchorPass, ...] = (
+    AnchorPass("dob_sex_postcode", ("anchor_dob_sex",), ("anchor_postcode",), join_nameless=True),
+    AnchorPass(
+        "swapped_dob_sex_postcode",
+        ("anchor_dob_sex", "anchor_dob_sex_swapped"),
+        ("anchor_postcode",),
+    ),
+    AnchorPass(
+        "dob_postcode_no_sex",
+        ("anchor_dob", "anchor_dob_swapped"),
+        ("anchor_postcode",),
+        nameless_without="anchor_dob_sex",
+    ),
+    AnchorPass(
+        "year_sex_postcode_no_dob",
+        ("anchor_year_sex_postcode", "anchor_year_sex_postcode_alt"),
+        nameless_without="anchor_dob",
+    ),
 )
-"""Anchor passes, strictest first: (anchor columns pooled, join nameless clusters together).
-A DOB + sex + postcode *district* pass was tried and dropped: at scale 1.0 it added 58 true
-and 14 false pairs (another person of that DOB and sex in the district is too likely)."""
+"""Anchor passes, strictest first. Measured on synth (scale 3.5; docs/linkage.md): a nameless
+A&E record shares an NHS number or a postcode with its person's named records in 80.6% of
+cases; for the rest only DOB + sex (+ ethnicity) is left, which at city scale picks the wrong
+person about one time in three, so no pass links on DOB + sex alone. A DOB + sex +
+postcode-district pass was tried and dropped (at scale 1.0: 58 true and 14 false pairs)."""
 
 
 def anchor_cascade(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, list[int]]:
     """:func:`anchor_link` over :data:`ANCHOR_PASSES`; returns (labels, attached per pass)."""
     lab = np.asarray(labels, dtype=np.int64).copy()
     counts = []
-    for columns, join_nameless in ANCHOR_PASSES:
-        lab, attached = anchor_link(records, lab, columns=columns, join_nameless=join_nameless)
+    for anchor_pass in ANCHOR_PASSES:
+        lab, attached = anchor_link(records, lab, anchor_pass=anchor_pass)
         counts.append(attached)
     return lab, counts
+
+
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def _combine(a: U64, b: U64) -> U64:
+    """A 64-bit fingerprint of the ordered pair (a, b) (splitmix64 finaliser); never 0."""
+    x = a ^ (b * _MIX[0])
+    x = (x ^ (x >> np.uint64(30))) * _MIX[1]
+    x = (x ^ (x >> np.uint64(27))) * _MIX[2]
+    x = x ^ (x >> np.uint64(31))
+    return np.where(x == 0, np.uint64(1), x)
+
+
+def _cluster_values(records: pl.DataFrame, lab: I64, columns: tuple[str, ...]) -> pl.DataFrame:
+    """Distinct (label, value) of the non-null fingerprints of ``columns``."""
+    parts = [
+        pl.DataFrame({"label": lab, "v": fingerprints(records[c])})
+        for c in columns
+        if c in records.columns
+    ]
+    if not parts:
+        return pl.DataFrame(schema={"label": pl.Int64, "v": pl.UInt64})
+    return pl.concat(parts).filter(pl.col("v") != 0).unique()
 
 
 def anchor_link(
     records: pl.DataFrame,
     labels: npt.ArrayLike,
     *,
-    columns: tuple[str, ...] = ("bloom_anchor",),
-    join_nameless: bool = True,
+    anchor_pass: AnchorPass = ANCHOR_PASSES[0],
 ) -> tuple[I64, int]:
     """Attach clusters with no name at all (A&E records carry only NHS number, DOB, sex and
-    postcode) to the one named cluster with the same keyed anchor (DOB + sex + postcode by
-    default; values of all ``columns`` are pooled, so a swapped day/month meets the correct
-    DOB). An anchor carried by two or more named clusters (twins, a shared household) links
-    nothing; with ``join_nameless``, nameless clusters whose anchor has no named cluster are
-    joined to each other (repeat attendances of one patient without an NHS number). Clusters
-    with different strong identifiers are never joined, and neither is a chain that would put
-    two named clusters together. Returns (labels, clusters attached)."""
+    postcode) to the one named cluster with the same keyed anchor value (see
+    :class:`AnchorPass`). An anchor value carried by two or more named clusters (twins, a
+    shared household) links nothing. Clusters with different strong identifiers are never
+    joined, and neither is a chain that would put two named clusters, or two different strong
+    identifiers, together. Returns (labels, clusters attached)."""
     lab = np.asarray(labels, dtype=np.int64).copy()
-    present = [c for c in columns if c in records.columns]
-    if not present or records.height == 0:
+    if records.height == 0:
         return lab, 0
-    anchor = np.concatenate([fingerprints(records[c]) for c in present])
-    reps = len(present)
-    frame = pl.DataFrame(
-        {
-            "label": np.tile(lab, reps),
-            "anchor": anchor,
-            "named": pl.concat([records["bloom_named"].fill_null(False)] * reps),
-            "upload": pl.concat([records["upload"].cast(pl.String)] * reps),
-        }
-    )
+    values = _cluster_values(records, lab, anchor_pass.first)
+    if anchor_pass.second:
+        other = _cluster_values(records, lab, anchor_pass.second)
+        crossed = values.join(other, on="label", suffix="_b")
+        values = pl.DataFrame(
+            {
+                "label": crossed["label"],
+                "v": _combine(crossed["v"].to_numpy(), crossed["v_b"].to_numpy()),
+            }
+        ).unique()
+    if values.height == 0:
+        return lab, 0
+    n = int(lab.max()) + 1
+    named = np.zeros(n, dtype=bool)
+    named[lab[records["bloom_named"].fill_null(False).to_numpy()]] = True
+    eligible = ~named
+    if anchor_pass.nameless_without and anchor_pass.nameless_without in records.columns:
+        has = records[anchor_pass.nameless_without].is_not_null().to_numpy()
+        eligible[lab[has]] = False
+    strong_parts = []
     for space in STRONG_SPACES:
-        fp = (
-            fingerprints(records[space])
-            if space in records.columns
-            else np.zeros(records.height, dtype=np.uint64)
-        )
-        frame = frame.with_columns(pl.Series(space, np.tile(fp, reps)))
-    per_cluster = frame.group_by("label").agg(
-        pl.col("named").any(),
-        *[pl.col(s).filter(pl.col(s) != 0).unique().alias(s) for s in STRONG_SPACES],
+        if space in records.columns:
+            fp = fingerprints(records[space])
+            keep = fp != 0
+            strong_parts.append(
+                pl.DataFrame(
+                    {"label": lab[keep], "s": fp[keep]},
+                    schema={"label": pl.Int64, "s": pl.UInt64},
+                ).with_columns(pl.lit(space).alias("space"))
+            )
+    strong = (
+        pl.concat(strong_parts).unique()
+        if strong_parts
+        else pl.DataFrame(schema={"label": pl.Int64, "s": pl.UInt64, "space": pl.String})
     )
-    cl_anchor = (
-        frame.filter(pl.col("anchor") != 0)
-        .group_by("anchor", "label")
-        .agg(pl.col("upload").unique())
-        .join(per_cluster, on="label")
-    )
-    groups = cl_anchor.group_by("anchor").agg(
+    values = values.with_columns(
+        pl.Series("named", named[values["label"].to_numpy()]),
+        pl.Series("eligible", eligible[values["label"].to_numpy()]),
+    ).filter(pl.col("named") | pl.col("eligible"))
+    groups = values.group_by("v").agg(
         pl.col("label").filter(pl.col("named")).alias("named_labels"),
-        pl.col("label").filter(~pl.col("named")).alias("nameless_labels"),
-        *[pl.col(s).flatten().drop_nulls().unique().len().alias(f"n_{s}") for s in STRONG_SPACES],
+        pl.col("label").filter(pl.col("eligible")).alias("nameless_labels"),
     ).filter(
         (pl.col("nameless_labels").list.len() > 0)
         & (pl.col("named_labels").list.len() <= 1)
-        & ((pl.col("named_labels").list.len() == 1) | pl.lit(join_nameless))
-        & pl.all_horizontal(pl.col(f"n_{s}") <= 1 for s in STRONG_SPACES)
+        & ((pl.col("named_labels").list.len() == 1) | pl.lit(anchor_pass.join_nameless))
+        & ((pl.col("named_labels").list.len() + pl.col("nameless_labels").list.len()) > 1)
     )
-    a_parts, b_parts = [], []
-    for named_labels, nameless in groups.select("named_labels", "nameless_labels").iter_rows():
-        members = list(named_labels) + list(nameless)
-        if len(members) > 1:
-            a_parts.extend(members[1:])
-            b_parts.extend([members[0]] * (len(members) - 1))
-    if not a_parts:
+    if groups.height == 0:
         return lab, 0
+    # strong-identifier conflicts inside a group
+    members = groups.select(
+        "v", pl.concat_list("named_labels", "nameless_labels").alias("label")
+    ).explode("label").with_columns(pl.col("label").cast(pl.Int64))
+    conflicted = (
+        members.join(strong, on="label")
+        .group_by("v", "space")
+        .agg(pl.col("s").n_unique().alias("k"))
+        .filter(pl.col("k") > 1)["v"]
+        .unique()
+    )
+    members = members.filter(~pl.col("v").is_in(conflicted.implode()))
+    if members.height == 0:
+        return lab, 0
+    head = members.group_by("v", maintain_order=True).agg(pl.col("label").first().alias("h"))
+    edges = members.join(head, on="v").filter(pl.col("label") != pl.col("h"))
     from privacy.linkage.cascade import _components
 
-    n = int(lab.max()) + 1
-    comp = _components(n, np.array(a_parts, dtype=np.int64), np.array(b_parts, dtype=np.int64))
+    comp = _components(n, edges["label"].to_numpy(), edges["h"].to_numpy())
     new = comp[lab]
-    # a nameless cluster reachable from two named clusters through chains is left alone
-    named_per_comp = (
-        pl.DataFrame({"comp": comp, "label": np.arange(n)})
-        .join(per_cluster.select("label", "named"), on="label")
-        .group_by("comp").agg(pl.col("named").sum())
+    # a chain reaching two named clusters, or two different strong identifiers, is left alone
+    present = np.unique(lab)
+    per_comp = pl.DataFrame({"comp": comp[present], "label": present, "named": named[present]})
+    bad_named = per_comp.group_by("comp").agg(pl.col("named").sum()).filter(pl.col("named") > 1)
+    bad_strong = (
+        per_comp.join(strong, on="label")
+        .group_by("comp", "space")
+        .agg(pl.col("s").n_unique().alias("k"))
+        .filter(pl.col("k") > 1)
     )
-    bad = named_per_comp.filter(pl.col("named") > 1)["comp"].to_numpy()
+    bad = np.concatenate([bad_named["comp"].to_numpy(), bad_strong["comp"].to_numpy()])
     new = np.where(np.isin(new, bad), lab, new)
-    return new, int(np.unique(lab).size - np.unique(new).size)
+    return new, int(present.size - np.unique(new).size)
 
 
 def _unpack(clks: pl.Series) -> npt.NDArray[np.uint64]:

@@ -292,7 +292,77 @@ def test_a_nameless_record_with_a_swapped_day_and_month_meets_its_named_record()
         [upload("p", [named], dataset="p"), upload("ae", [nameless], dataset="ae")]
     )
     labels, counts = anchor_cascade(records, np.arange(2))
-    assert labels[0] == labels[1] and counts == [0, 1]
+    assert labels[0] == labels[1] and counts == [0, 1, 0, 0]
+
+
+def test_a_nameless_record_meets_a_dob_and_a_postcode_seen_on_different_records() -> None:
+    # the person's records carry the DOB (one has a swapped day/month) and the postcode apart
+    moved = person("Amara", "Okafor", date(2008, 3, 14), "N1 9GU", local_id="1")
+    swapped = person("Amara", "Okafor", date(2008, 3, 14), "E1 6AN", local_id="1")
+    swapped["date_of_birth"] = date(2008, 14 - 11, 11)  # not the A&E DOB
+    nameless = person(None, None, date(2008, 3, 14), "E1 6AN")
+    records = pl.concat(
+        [upload("p", [moved, swapped], dataset="p"), upload("ae", [nameless], dataset="ae")]
+    )
+    labels, counts = anchor_cascade(records, np.array([0, 0, 2]))
+    assert labels[2] == labels[0] and counts[0] == 1
+
+
+def test_a_nameless_record_without_sex_links_only_without_a_rival() -> None:
+    named = person("Amara", "Okafor", local_id="1")
+    twin = person("Tobi", "Okafor", sex="male", local_id="2")  # same DOB and postcode
+    nameless = person(None, None, sex=None)
+    one = pl.concat([upload("p", [named], dataset="p"), upload("ae", [nameless], dataset="ae")])
+    labels, counts = anchor_cascade(one, np.arange(2))
+    assert labels[0] == labels[1] and counts == [0, 0, 1, 0]
+    two = pl.concat(
+        [upload("p", [named, twin], dataset="p"), upload("ae", [nameless], dataset="ae")]
+    )
+    labels, counts = anchor_cascade(two, np.arange(3))
+    assert len(set(labels.tolist())) == 3 and sum(counts) == 0
+
+
+def test_a_nameless_record_of_the_other_sex_is_not_given_to_a_twin() -> None:
+    named = person("Amara", "Okafor", local_id="1")
+    other_twin = person(None, None, sex="male")  # the unnamed twin, seen only in A&E
+    records = pl.concat(
+        [upload("p", [named], dataset="p"), upload("ae", [other_twin], dataset="ae")]
+    )
+    labels, counts = anchor_cascade(records, np.arange(2))
+    assert labels[0] != labels[1] and sum(counts) == 0
+
+
+def test_a_nameless_record_without_dob_links_on_postcode_sex_and_stated_age() -> None:
+    named = person("Amara", "Okafor", date(2008, 3, 14), local_id="1")
+    frame = pl.DataFrame(
+        {
+            "date_of_birth": [None],
+            "postcode": ["E1 6AN"],
+            "sex": ["female"],
+            "event_date": [date(2025, 2, 1)],
+            "age_at_attendance": [16],  # born 2008 or 2009
+        },
+        schema_overrides={"date_of_birth": pl.Date},
+    )
+    ae = pl.concat(
+        [
+            pl.DataFrame([pl.Series("record_id", ["ae:0"]), pl.Series("upload", ["ae"])]),
+            Pseudonymiser(MASTER, "d", 1, dataset="ae").match_keys(frame),
+            BloomEncoder(MASTER, "d", 1).encode(frame),
+        ],
+        how="horizontal",
+    )
+    records = pl.concat([upload("p", [named], dataset="p"), ae])
+    labels, counts = anchor_cascade(records, np.arange(2))
+    assert labels[0] == labels[1] and counts == [0, 0, 0, 1]
+    wrong_age = ae.with_columns(
+        BloomEncoder(MASTER, "d", 1)
+        .encode(frame.with_columns(pl.lit(12).alias("age_at_attendance")))
+        .select(pl.exclude("bloom_named"))
+    )
+    records = pl.concat([upload("p", [named], dataset="p"), wrong_age])
+    labels, counts = anchor_cascade(records, np.arange(2))
+    assert labels[0] != labels[1]
 
 
 def test_twins_in_different_agencies_are_not_joined() -> None:
