@@ -43,6 +43,7 @@ there are two people -- twins share DOB, sex, surname and postcode).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,6 +116,20 @@ def _distinct_map(values: pl.Series, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Ser
     return raw.to_frame().join(table, on="raw", how="left", maintain_order="left")["out"]
 
 
+@dataclass
+class _FieldStore:
+    """Per field: bigram ids and the hardened bit patterns of the messages seen so far."""
+
+    gram_index: dict[str, int] = dataclasses.field(default_factory=dict)
+    gram_text: list[str] = dataclasses.field(default_factory=list)
+    # (year id, bigram id) -> row of ``rows`` (-1: not computed yet); grows as needed
+    table: npt.NDArray[np.int64] = dataclasses.field(
+        default_factory=lambda: np.full((128, 1024), -1, dtype=np.int64)
+    )
+    rows: dict[str, U64] = dataclasses.field(default_factory=dict)
+    size: int = 0
+
+
 class BloomEncoder:
     """Hardened CLKs, keyed block keys and keyed anchors for one linkage domain and key
     version."""
@@ -150,73 +165,151 @@ class BloomEncoder:
             inverse = np.argsort(permutation).astype(np.int64)
             flip = np.packbits(permutation >= bits).view(np.uint64).copy()
             self._targets[name] = (inverse, flip)
+        # caches of keyed bit patterns, kept across calls (an ingest encodes batch after
+        # batch): bounded by the distinct (year, bigram) pairs, not by the records
+        self._store: dict[str, _FieldStore] = {}
+        self._year_index: dict[str, int] = {}
+        self._year_text: list[str] = []
 
     def __repr__(self) -> str:  # never show key material
         return f"BloomEncoder(domain={self.domain!r}, key_version={self.key_version})"
 
     # ------------------------------------------------------------------ CLKs
 
-    def _field_rows(
-        self, field: str, k: int, values: pl.Series, years: pl.Series, outputs: tuple[str, ...]
-    ) -> tuple[I64, dict[str, U64]]:
-        """Per record the index of its distinct (value, year) row (-1 where the value is null)
-        and, per output encoding, the permuted (unbalanced) bit rows of the distinct values as
-        ``(n_distinct, 2m/64)`` words."""
-        pairs = pl.DataFrame({"v": values, "y": years})
-        distinct = pairs.filter(pl.col("v").is_not_null()).unique().with_row_index("d")
-        inverse = (
-            pairs.join(distinct, on=["v", "y"], how="left", maintain_order="left")["d"]
-            .cast(pl.Int64)
-            .fill_null(-1)
-            .to_numpy()
+    def _message_rows(
+        self, field: str, k: int, year_ids: I64, gram_ids: I64, outputs: tuple[str, ...]
+    ) -> I64:
+        """Rows (in this encoder's per-field store) of the hardened bit patterns of messages
+        ``field | year | bigram`` (by year id and bigram id). Patterns not seen before are
+        computed now: one HMAC each, then the k double-hashing positions, each written to its
+        two balanced, permuted positions."""
+        store = self._store[field]
+        need = (int(year_ids.max()) + 1, int(gram_ids.max()) + 1) if year_ids.size else (0, 0)
+        if need[0] > store.table.shape[0] or need[1] > store.table.shape[1]:
+            grown = np.full(
+                (max(need[0], 2 * store.table.shape[0]), max(need[1], 2 * store.table.shape[1])),
+                -1,
+                dtype=np.int64,
+            )
+            grown[: store.table.shape[0], : store.table.shape[1]] = store.table
+            store.table = grown
+        rows = store.table[year_ids, gram_ids]
+        absent = rows < 0
+        if absent.any():
+            width = store.table.shape[1]
+            missing = np.unique(year_ids[absent] * width + gram_ids[absent])
+            new_years, new_grams = missing // width, missing % width
+            years = np.array(self._year_text, dtype=object)[new_years]
+            grams = np.array(store.gram_text, dtype=object)[new_grams]
+            digest = (
+                pl.concat_str(
+                    [pl.lit(field), pl.Series(years, dtype=pl.String),
+                     pl.Series(grams, dtype=pl.String)],
+                    separator=_SEP,
+                )
+                .chash.hmac_sha256(key=self._bloom_key)  # type: ignore[attr-defined]
+                .str.decode("hex")
+            )
+            hashed = pl.select(
+                digest.bin.slice(0, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big"),
+                digest.bin.slice(8, 8)
+                .bin.reinterpret(dtype=pl.UInt64, endianness="big")
+                .alias("h2"),
+            )
+            m = np.uint64(self.bits)
+            h1 = hashed.to_series(0).to_numpy() % m
+            h2 = (hashed.to_series(1).to_numpy() | np.uint64(1)) % m
+            # (h1 + i*h2) mod m, exact: both terms are reduced mod m first
+            positions = (
+                (h1[:, None] + np.arange(k, dtype=np.uint64)[None, :] * h2[:, None]) % m
+            ).astype(np.int64)
+            base = (np.arange(missing.size, dtype=np.int64) * 2 * self.bits)[:, None]
+            for name in outputs:
+                target, _ = self._targets[name]
+                bits = np.zeros(missing.size * 2 * self.bits, dtype=bool)
+                bits[(base + target[positions]).ravel()] = True
+                bits[(base + target[positions + self.bits]).ravel()] = True
+                patterns = np.packbits(bits).view(np.uint64).reshape(missing.size, -1)
+                store.rows[name] = np.concatenate(
+                    [store.rows.get(name, patterns[:0]), patterns]
+                )
+            store.table[new_years, new_grams] = np.arange(
+                store.size, store.size + missing.size, dtype=np.int64
+            )
+            store.size += missing.size
+            rows = store.table[year_ids, gram_ids]
+        return rows
+
+    def _ids(self, values: pl.Series, index: dict[str, int], text: list[str]) -> I64:
+        """Stable small ids of string values (new values are numbered on first sight)."""
+        for value in values.unique().to_list():
+            if value not in index:
+                index[value] = len(text)
+                text.append(value)
+        table = pl.DataFrame(
+            {"x": list(index), "i": list(index.values())},
+            schema={"x": pl.String, "i": pl.Int64},
         )
-        words = 2 * self.bits // 64
-        grams = (
-            distinct.lazy()
-            .select("d", "y", pl.concat_str([pl.lit("_"), "v", pl.lit("_")]).alias("p"))
-            .with_columns(pl.int_ranges(0, pl.col("p").str.len_chars() - 1).alias("i"))
-            .explode("i")
-            .select("d", "y", pl.col("p").str.slice(pl.col("i"), 2).alias("g"))
-            .unique(["d", "g"])
-            .collect()
-        )
-        if grams.height == 0:
-            return inverse, {o: np.zeros((distinct.height, words), np.uint64) for o in outputs}
-        messages = grams.select("y", "g").unique()
-        digest = pl.concat_str([pl.lit(field), "y", "g"], separator=_SEP).chash.hmac_sha256(  # type: ignore[attr-defined]
-            key=self._bloom_key
-        ).str.decode("hex")
-        hashed = messages.with_columns(
-            digest.bin.slice(0, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big").alias("h1"),
-            digest.bin.slice(8, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big").alias("h2"),
-        )
-        joined = grams.join(hashed, on=["y", "g"], how="left")
-        m = np.uint64(self.bits)
-        h1 = joined["h1"].to_numpy() % m
-        h2 = (joined["h2"].to_numpy() | np.uint64(1)) % m
-        # (h1 + i*h2) mod m, exact: both terms are reduced mod m first
-        positions = (h1[:, None] + np.arange(k, dtype=np.uint64)[None, :] * h2[:, None]) % m
-        rows = np.repeat(joined["d"].to_numpy().astype(np.int64), k)
-        flat = positions.ravel().astype(np.int64)
-        out: dict[str, U64] = {}
-        for name in outputs:
-            target, _ = self._targets[name]
-            bits = np.zeros((distinct.height, 2 * self.bits), dtype=bool)
-            bits[rows, target[flat]] = True
-            bits[rows, target[flat + self.bits]] = True
-            out[name] = np.packbits(bits, axis=1).view(np.uint64)
-        return inverse, out
+        joined = values.alias("x").to_frame().join(table, on="x", how="left", maintain_order="left")
+        return joined["i"].to_numpy()
 
     def _clks(self, norm: pl.DataFrame, years: pl.Series) -> dict[str, pl.Series]:
         n = norm.height
         words = 2 * self.bits // 64
         acc = {name: np.zeros((n, words), dtype=np.uint64) for name in self._targets}
+        year_id = self._ids(years, self._year_index, self._year_text)
         for field, k in _FIELDS:
             outputs = ("bloom_clk",) if field == "postcode" else ("bloom_clk", "bloom_name_clk")
-            inverse, rows = self._field_rows(field, k, norm[field], years, outputs)
-            present = inverse >= 0
+            store = self._store.setdefault(field, _FieldStore())
+            values = norm[field]
+            distinct = values.drop_nulls().unique().alias("v").to_frame().with_row_index("d")
+            if distinct.height == 0:
+                continue
+            value_id = (
+                values.alias("v").to_frame()
+                .join(distinct, on="v", how="left", maintain_order="left")["d"]
+                .cast(pl.Int64).fill_null(-1).to_numpy()
+            )
+            grams = (
+                distinct.lazy()
+                .select("d", pl.concat_str([pl.lit("_"), "v", pl.lit("_")]).alias("p"))
+                .with_columns(pl.int_ranges(0, pl.col("p").str.len_chars() - 1).alias("i"))
+                .explode("i")
+                .select("d", pl.col("p").str.slice(pl.col("i"), 2).alias("g"))
+                .unique()
+                .sort("d")
+                .collect()
+            )
+            gram_id = self._ids(grams["g"], store.gram_index, store.gram_text)
+            counts = np.bincount(grams["d"].to_numpy(), minlength=distinct.height)
+            offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            # distinct (value, year) pairs, longest first: the j-th step ORs the j-th bigram's
+            # pattern into a prefix of them (contiguous rows, no scatter)
+            records = np.flatnonzero(value_id >= 0)
+            pair = value_id[records] * (len(self._year_text) + 1) + year_id[records]
+            uniq, record_pair = np.unique(pair, return_inverse=True)
+            pair_value = uniq // (len(self._year_text) + 1)
+            pair_year = uniq % (len(self._year_text) + 1)
+            order = np.argsort(-counts[pair_value], kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            pair_value, pair_year = pair_value[order], pair_year[order]
+            lens = counts[pair_value]
+            steps = [int(np.count_nonzero(lens > j)) for j in range(int(lens[0]))]
+            step_rows = [
+                self._message_rows(
+                    field, k, pair_year[:c], gram_id[offsets[pair_value[:c]] + j], outputs
+                )
+                for j, c in enumerate(steps)
+            ]
             for name in outputs:
-                acc[name][present] |= rows[name][inverse[present]]
+                compact = np.zeros((uniq.size + 1, words), dtype=np.uint64)  # last row: none
+                patterns = store.rows[name]
+                for c, rows in zip(steps, step_rows, strict=True):
+                    compact[:c] |= patterns[rows]
+                where = np.full(n, uniq.size, dtype=np.int64)
+                where[records] = rank[record_pair]
+                acc[name] |= compact[where]
         any_field = norm.select(
             pl.any_horizontal(pl.col(f).is_not_null() for f, _ in _FIELDS)
         ).to_series()
