@@ -38,6 +38,7 @@ from agreements.load import load_agreement
 from hub.audit import SYSTEM
 from hub.bulk import insert_rows
 from hub.db import make_engine, upgrade_database
+from hub.dimensions import first_masks
 from hub.models import RecordPersonRow, RecordRow, UploadRow
 from hub.queries import (
     BOUND_SHARE,
@@ -145,7 +146,15 @@ def load(engine: Engine, data: dict[str, np.ndarray]) -> None:
         "link_level",
         "link_key",
         "rank_in_dataset",
+        "event_date",
+        "month",
+        "borough",
+        "sex",
+        "age_band",
+        "first_mask",
     ]
+    masks = query_facts_masks(data)
+    months = [d.isoformat()[:7] for d in days]
     for lo in range(0, rows, CHUNK):
         hi = min(lo + CHUNK, rows)
         idx = range(lo, hi)
@@ -161,9 +170,31 @@ def load(engine: Engine, data: dict[str, np.ndarray]) -> None:
             )
         ]
         persons = [
-            (1, i + 2, f"p{p:09d}", DATASET, None, None, r)
-            for i, p, r in zip(
-                idx, data["person"][lo:hi].tolist(), data["rank"][lo:hi].tolist(), strict=True
+            (
+                1,
+                i + 2,
+                f"p{p:09d}",
+                DATASET,
+                None,
+                None,
+                r,
+                day_values[d],
+                months[d],
+                BOROUGHS[b],
+                SEXES[s],
+                BANDS[a],
+                m,
+            )
+            for i, p, r, d, b, s, a, m in zip(
+                idx,
+                data["person"][lo:hi].tolist(),
+                data["rank"][lo:hi].tolist(),
+                data["day"][lo:hi].tolist(),
+                data["borough"][lo:hi].tolist(),
+                data["sex"][lo:hi].tolist(),
+                data["band"][lo:hi].tolist(),
+                masks[lo:hi].to_list(),
+                strict=True,
             )
         ]
         with engine.begin() as connection:
@@ -172,6 +203,29 @@ def load(engine: Engine, data: dict[str, np.ndarray]) -> None:
     with engine.connect() as connection:
         connection.execute(text("ANALYZE"))
         connection.commit()
+
+
+def query_facts_masks(data: dict[str, np.ndarray]) -> pl.Series:
+    """``first_mask`` of every row, as the linkage service computes it."""
+    frame = pl.DataFrame(
+        {
+            "person": data["person"],
+            "rank": data["rank"],
+            "borough": data["borough"],
+            "month": np.array([(START + timedelta(days=int(d))).month for d in range(DAYS)])[
+                data["day"]
+            ]
+            + 100 * (data["day"] >= 365),
+            "sex": data["sex"],
+            "age_band": data["band"],
+        }
+    ).with_columns(
+        pl.lit(DATASET).alias("dataset"),
+        pl.lit("a").alias("agreement"),
+        pl.lit(None, dtype=pl.String).alias("offence_group"),
+        pl.lit(None, dtype=pl.String).alias("weapon"),
+    )
+    return first_masks(frame, partition=["person", "dataset", "agreement"], rank="rank")
 
 
 def agreement_at_epsilon_one() -> Any:

@@ -36,6 +36,7 @@ import polars as pl
 from sqlalchemy import Connection, Engine, and_, delete, func, select
 
 from hub.bulk import insert_rows
+from hub.dimensions import ATTRIBUTE_FIELDS, DIMENSIONS, MONTH, RECORD_COLUMNS, first_masks
 from hub.logs import describe_error
 from hub.models import PersonRow, RecordPersonRow, RecordRow, UploadRow
 from hub.registry import AgreementRegistry
@@ -47,30 +48,64 @@ log = logging.getLogger("hub.linkage")
 
 LEVELS: dict[str, int] = {spec.name: spec.level for spec in MATCH_KEYS}
 _CHUNK = 2_000  # ids per IN (...) list
+_FACTS = ["agreement_id", *DIMENSIONS]
+"""What the linker keeps of each record besides its ids, for ``record_persons``' query facts
+(categorical: a few bytes per record)."""
 _META_SCHEMA: dict[str, Any] = {
     "record_id": pl.String,
     "upload_pk": pl.Int64,
     "row": pl.Int64,
     "dataset": pl.String,
     "event_date": pl.Date,
+    **{name: pl.Categorical for name in _FACTS},
     "person_id": pl.String,
     "link_key": pl.String,
     "rank_in_dataset": pl.Int64,
+    "first_mask": pl.Int64,
 }
 
 
-_META_SCHEMA_KEYS = ["record_id", "upload_pk", "row", "dataset", "event_date"]
+_META_SCHEMA_KEYS = ["record_id", "upload_pk", "row", "dataset", "event_date", *_FACTS]
+_ATTRIBUTE_FIELDS = sorted({f for fields in ATTRIBUTE_FIELDS.values() for f in fields.values()})
 
 
 _READ_ROWS = 20_000
 
 
+def _dimension_values(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each record's value of every query dimension (``hub.dimensions``), from its columns."""
+
+    def from_attributes(dimension: str) -> pl.Expr:
+        value = pl.lit(None, dtype=pl.String)
+        for dataset, field in ATTRIBUTE_FIELDS.get(dimension, {}).items():
+            value = pl.when(pl.col("dataset") == dataset).then(pl.col(field)).otherwise(value)
+        return value
+
+    values = {
+        name: pl.col(RECORD_COLUMNS[name]) if name in RECORD_COLUMNS else from_attributes(name)
+        for name in DIMENSIONS
+        if name != MONTH
+    }
+    values[MONTH] = pl.col("event_date").dt.strftime("%Y-%m")
+    return frame.select(
+        pl.col("agreement_id").cast(pl.Categorical),
+        *(values[name].cast(pl.String).cast(pl.Categorical).alias(name) for name in DIMENSIONS),
+    )
+
+
 def _frame(rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
     """Driver rows of :meth:`LinkageService._read` as a frame with key fingerprints."""
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * 10
+    width = 15 + len(_ATTRIBUTE_FIELDS)
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * width
     event_date = pl.Series(columns[3], strict=False)
     if event_date.dtype == pl.String:  # SQLite stores dates as ISO text
         event_date = event_date.str.to_date("%Y-%m-%d")
+    text = {
+        name: pl.Series(columns[i], dtype=pl.String)
+        for i, name in enumerate(
+            ["agreement_id", "borough_gss_code", "sex", "age_band", *_ATTRIBUTE_FIELDS], start=10
+        )
+    }
     frame = pl.DataFrame(
         {
             "upload_pk": pl.Series(columns[0], dtype=pl.Int64),
@@ -81,8 +116,11 @@ def _frame(rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
             "person_id": pl.Series(columns[7], dtype=pl.String),
             "link_key": pl.Series(columns[8], dtype=pl.String),
             "rank_in_dataset": pl.Series(columns[9], dtype=pl.Int64),
+            "first_mask": pl.Series(columns[14 + len(_ATTRIBUTE_FIELDS)], dtype=pl.Int64),
+            **text,
         }
     )
+    frame = pl.concat([frame.drop(list(text)), _dimension_values(frame)], how="horizontal")
     keys = stored_fingerprints(
         np.asarray(columns[4], dtype=np.int64), pl.Series(columns[5], dtype=pl.Binary)
     )
@@ -248,6 +286,12 @@ class LinkageService:
                 RecordPersonRow.person_id,
                 RecordPersonRow.link_key,
                 RecordPersonRow.rank_in_dataset,
+                UploadRow.agreement_id,
+                RecordRow.borough_gss_code,
+                RecordRow.sex,
+                RecordRow.age_band,
+                *(RecordRow.attributes[field].as_string() for field in _ATTRIBUTE_FIELDS),
+                RecordPersonRow.first_mask,
             )
             .join(UploadRow, UploadRow.id == RecordRow.upload_pk)
             .outerjoin(
@@ -328,6 +372,19 @@ class LinkageService:
                 examined += self._write(
                     domain, state, linker.last_changed() if damaged else [], sorted(gone)
                 )
+            # rows stored before record_persons held query facts (migration 0007): rewrite
+            # their persons' rows as they are, without re-linking
+            unmarked_persons = (
+                linked.filter(pl.col("first_mask").is_null()).get_column("person_id").unique()
+            )
+            unmarked = linked.filter(
+                pl.col("person_id").is_in(unmarked_persons.implode())
+                & ~pl.col("person_id").is_in(list(damaged))
+            )
+            if unmarked.height:
+                examined += self._write(
+                    domain, state, unmarked.get_column("record_id").to_list(), []
+                )
         del linked
         return examined + self._link_frame(domain, state, pending)
 
@@ -388,10 +445,16 @@ class LinkageService:
                 (pl.int_range(pl.len()).over("person_id_new", "dataset") + 1).alias("rank_new"),
             )
         )
+        members = members.with_columns(
+            first_masks(
+                members, partition=["person_id_new", "dataset", "agreement_id"], rank="rank_new"
+            ).alias("first_mask_new")
+        )
         moved = members.filter(
             pl.col("person_id").ne_missing(pl.col("person_id_new"))
             | pl.col("link_key").ne_missing(pl.col("link_key_new"))
             | pl.col("rank_in_dataset").ne_missing(pl.col("rank_new"))
+            | pl.col("first_mask").ne_missing(pl.col("first_mask_new"))
         )
         before = members.filter(pl.col("person_id").is_not_null()).group_by("person_id").len()
         after = members.group_by("person_id_new").len().rename({"person_id_new": "person_id"})
@@ -425,6 +488,9 @@ class LinkageService:
             .alias("link_level"),
             pl.col("link_key_new").alias("link_key"),
             pl.col("rank_new").alias("rank_in_dataset"),
+            "event_date",
+            *(pl.col(name).cast(pl.String) for name in DIMENSIONS),
+            pl.col("first_mask_new").alias("first_mask"),
         )
         touched_persons = sorted(set(person_changes["person_id"].to_list()) | set(gone))
         new_persons = person_changes.filter(pl.col("new").is_not_null())
@@ -459,6 +525,7 @@ class LinkageService:
             pl.col("person_id_new").alias("person_id"),
             pl.col("link_key_new").alias("link_key"),
             pl.col("rank_new").alias("rank_in_dataset"),
+            pl.col("first_mask_new").alias("first_mask"),
         )
         # link_key may become null (a record alone again): update() would keep the old value
         rest = state.meta.join(updated.select("record_id"), on="record_id", how="anti")

@@ -149,7 +149,12 @@ class RecordPersonRow(Base):
     """Which person a record belongs to, the cascade level that first linked it (NULL: not
     linked to any other record) and its rank among its person's records of the same dataset by
     event date (1 = earliest), so DP queries can bound each person's contribution without
-    window functions. Deleted with its record."""
+    window functions. Deleted with its record.
+
+    It is also the table DP counts read: the record's event date and its value of every query
+    dimension (``hub.dimensions``) are copied here, with ``first_mask`` (which dimension sets
+    the record is its person's lowest-ranked record for), so a count needs no join and no
+    grouping by person. Written only by the linkage service."""
 
     __tablename__ = "record_persons"
     __table_args__ = (
@@ -162,13 +167,22 @@ class RecordPersonRow(Base):
         Index("ix_record_persons_person", "person_id"),
     )
 
+    # Column order as migration 0007 creates it: what counts read first, fixed width first.
     upload_pk: Mapped[int] = mapped_column(Integer, primary_key=True)
     row: Mapped[int] = mapped_column(Integer, primary_key=True)
-    person_id: Mapped[str] = mapped_column(String(32))
-    dataset: Mapped[str] = mapped_column(String(64))
-    link_level: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
-    link_key: Mapped[str | None] = mapped_column(String(40), nullable=True)
     rank_in_dataset: Mapped[int] = mapped_column(Integer)
+    first_mask: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    event_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    month: Mapped[str | None] = mapped_column(String(7), nullable=True)
+    borough: Mapped[str | None] = mapped_column(String(9), nullable=True)
+    sex: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    age_band: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    offence_group: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    weapon: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    link_level: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    dataset: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[str] = mapped_column(String(32))
+    link_key: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class QueryBudgetRow(Base):

@@ -56,6 +56,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from agreements import Agreement
+from hub import dimensions
 from hub.audit import Actor, append_event
 from hub.errors import Conflict, HubError, Unprocessable
 from hub.models import (
@@ -73,31 +74,13 @@ BOUND_SHARE = 0.02
 """Share of a query's epsilon spent choosing the rows-per-person bound from the data."""
 BOUND_QUANTILE = 0.95
 MAX_ROWS = 10
+assert MAX_ROWS + 1 <= dimensions.MASKED_RANKS  # counts read first-in-cell marks up to rank 11
 """Public cap of the bound candidates (1..MAX_ROWS rows per person)."""
 MAX_CELLS = 200_000
 MAX_QUANTILE_CANDIDATES = 2_001
 COUNT_SHARE = 0.5
 """Share of a mean's release epsilon that goes to the noisy count."""
 
-# --- dimensions: public name -> where the value lives, per dataset ------------------------------
-#
-# Columns of ``records`` hold the same thing for every dataset (the adapters map each
-# extract's own field onto them); ``month`` is computed from ``records.event_date``.
-# Other dimensions are attributes (JSON) whose name differs by dataset; a dataset without an
-# entry does not offer that dimension.
-COLUMN_DIMENSIONS: dict[str, str] = {
-    "borough": "borough_gss_code",
-    "age_band": "age_band",
-    "sex": "sex",
-}
-MONTH = "month"
-ATTRIBUTE_DIMENSIONS: dict[str, dict[str, str]] = {
-    "offence_group": {"police_violence_offences": "ho_offence_group"},
-    "weapon": {
-        "police_violence_offences": "weapon_type",
-        "ae_istv_assaults": "assault_method",
-    },
-}
 TOTAL = "total"  # the one key column of a query without group-by
 
 
@@ -109,14 +92,6 @@ class QueryRefused(HubError):
 
 class BudgetExhausted(Conflict):
     """The budget left for this period cannot pay for the query."""
-
-
-def dimension_available(dimension: str, dataset: str) -> bool:
-    return (
-        dimension in COLUMN_DIMENSIONS
-        or dimension == MONTH
-        or dataset in ATTRIBUTE_DIMENSIONS.get(dimension, {})
-    )
 
 
 def parse_request(raw: bytes | Mapping[str, Any]) -> tuple[str | None, Query]:
@@ -243,7 +218,7 @@ def plan(query: Query, agreement: Agreement, today: date) -> Plan:
     main = (query.dataset, [*query.group_by, *(f.dimension for f in query.filters)])
     others = [(c.dataset, [f.dimension for f in c.filters]) for c in query.linkage]
     for dataset, dims in [main, *others]:
-        missing = [d for d in dims if not dimension_available(d, dataset)]
+        missing = [d for d in dims if not dimensions.available(d, dataset)]
         if missing:
             raise Unprocessable(
                 "dimension_not_in_dataset",
@@ -398,15 +373,6 @@ _RP = RecordPersonRow.__table__
 _U = UploadRow.__table__
 
 
-def month_of(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
-    """'YYYY-MM' of a date column, portably. PostgreSQL stores a date (``to_char``); SQLite
-    stores SQLAlchemy's ISO text 'YYYY-MM-DD', whose first 7 characters are the month
-    (``substr`` is ~15% faster than ``strftime`` over a million rows)."""
-    if dialect == "postgresql":
-        return func.to_char(column, "YYYY-MM")
-    return func.substr(column, 1, 7)
-
-
 def shift_days(column: ColumnElement[Any], days: int, dialect: str) -> ColumnElement[Any]:
     """``column`` + ``days`` days (``days`` is a validated int, inlined)."""
     days = int(days)
@@ -415,49 +381,33 @@ def shift_days(column: ColumnElement[Any], days: int, dialect: str) -> ColumnEle
     return func.date(column, f"{days:+d} days")
 
 
-def dimension_expr(dimension: str, dataset: str, records: Any, dialect: str) -> ColumnElement[Any]:
-    if dimension in COLUMN_DIMENSIONS:
-        return records.c[COLUMN_DIMENSIONS[dimension]]  # type: ignore[no-any-return]
-    if dimension == MONTH:
-        return month_of(records.c.event_date, dialect)
-    field = ATTRIBUTE_DIMENSIONS[dimension][dataset]
-    return records.c.attributes[field].as_string()  # type: ignore[no-any-return]
+def _filters(filters: Sequence[Filter], facts: Any) -> list[ColumnElement[bool]]:
+    return [facts.c[f.dimension].in_(list(f.values)) for f in filters]
 
 
-def _filters(
-    filters: Sequence[Filter], dataset: str, records: Any, dialect: str
-) -> list[ColumnElement[bool]]:
-    return [
-        dimension_expr(f.dimension, dataset, records, dialect).in_(list(f.values)) for f in filters
-    ]
+def _live_uploads(agreement_id: str, dataset: str) -> Any:
+    """The agreement's live uploads of ``dataset`` (a handful of rows: filtering records by
+    upload is cheaper than comparing each record's dataset name)."""
+    return select(_U.c.id).where(
+        _U.c.agreement_id == agreement_id, _U.c.dataset == dataset, _U.c.live == 1
+    )
 
 
 def _linkage(condition: LinkageCondition, agreement_id: str, dialect: str) -> ColumnElement[bool]:
     """EXISTS a record of the same person in ``condition.dataset`` (live, this agreement),
     within the date window around the query record's event date."""
-    r2, rp2, u2 = _R.alias("lr"), _RP.alias("lrp"), _U.alias("lu")
+    other = _RP.alias("lrp")
     where: list[ColumnElement[bool]] = [
-        rp2.c.person_id == _RP.c.person_id,
-        rp2.c.dataset == condition.dataset,
-        r2.c.dataset == condition.dataset,
-        u2.c.agreement_id == agreement_id,
-        u2.c.live == 1,
+        other.c.person_id == _RP.c.person_id,
+        other.c.upload_pk.in_(_live_uploads(agreement_id, condition.dataset)),
     ]
     if condition.days_before is not None or condition.days_after is not None:
         before = condition.days_before or 0
         after = condition.days_after or 0
-        where.append(r2.c.event_date >= shift_days(_R.c.event_date, -before, dialect))
-        where.append(r2.c.event_date <= shift_days(_R.c.event_date, after, dialect))
-    where += _filters(condition.filters, condition.dataset, r2, dialect)
-    found = exists(
-        select(literal(1))
-        .select_from(
-            rp2.join(r2, and_(r2.c.upload_pk == rp2.c.upload_pk, r2.c.row == rp2.c.row)).join(
-                u2, u2.c.id == r2.c.upload_pk
-            )
-        )
-        .where(*where)
-    )
+        where.append(other.c.event_date >= shift_days(_RP.c.event_date, -before, dialect))
+        where.append(other.c.event_date <= shift_days(_RP.c.event_date, after, dialect))
+    where += _filters(condition.filters, other)
+    found = exists(select(literal(1)).select_from(other).where(*where))
     return found if condition.appears else not_(found)
 
 
@@ -470,22 +420,34 @@ def _value(p: Plan) -> ColumnElement[Any]:
 
 
 def _population(p: Plan, dialect: str) -> tuple[Any, list[ColumnElement[bool]]]:
-    """FROM and WHERE of the query's records (before the contribution bound)."""
+    """FROM and WHERE of the query's records (before the contribution bound): the query facts
+    in ``record_persons``, joined to ``records`` only when a measure needs an attribute."""
     q = p.query
-    source = _R.join(_RP, and_(_RP.c.upload_pk == _R.c.upload_pk, _RP.c.row == _R.c.row)).join(
-        _U, _U.c.id == _R.c.upload_pk
-    )
     where: list[ColumnElement[bool]] = [
-        _U.c.agreement_id == p.agreement.id,
-        _U.c.live == 1,
-        _R.c.dataset == q.dataset,
-        _RP.c.dataset == q.dataset,
+        _RP.c.upload_pk.in_(_live_uploads(p.agreement.id, q.dataset))
     ]
+    source: Any = _RP
     if q.attribute is not None:
+        source = _RP.join(_R, and_(_R.c.upload_pk == _RP.c.upload_pk, _R.c.row == _RP.c.row))
         where.append(_R.c.attributes[q.attribute].as_string().is_not(None))
-    where += _filters(q.filters, q.dataset, _R, dialect)
+    where += _filters(q.filters, _RP)
     where += [_linkage(c, p.agreement.id, dialect) for c in q.linkage]
     return source, where
+
+
+def _first_in_cell(p: Plan) -> ColumnElement[bool] | None:
+    """For a count of persons: keep only each person's lowest-ranked record among its records
+    with the same values on the group-by and filter dimensions (``hub.dimensions``), so the
+    count needs no grouping by person. None where those marks do not give the count: a
+    linkage condition (it keeps or drops single records), or a filter admitting several values
+    of a dimension the query does not group by (a person would count once per value)."""
+    q = p.query
+    if q.measure != "count_persons" or q.linkage:
+        return None
+    if any(len(f.values) > 1 and f.dimension not in q.group_by for f in q.filters):
+        return None
+    bit = dimensions.subset_bit([*q.group_by, *(f.dimension for f in q.filters)])
+    return _RP.c.first_mask.bitwise_and(bit) != 0
 
 
 def _tune(connection: Connection) -> None:
@@ -530,8 +492,17 @@ def rank_table(connection: Connection, p: Plan) -> pl.DataFrame:
     _tune(connection)
     source, where = _population(p, dialect)
     where = [*where, _RP.c.rank_in_dataset <= MAX_ROWS + 1]
-    dims = [dimension_expr(d, q.dataset, _R, dialect).label(d) for d in q.group_by]
-    if q.measure == "count_persons":
+    dims = [_RP.c[d].label(d) for d in q.group_by]
+    first_in_cell = _first_in_cell(p)
+    if first_in_cell is not None:  # one scan: each person's first record per cell
+        rank = _RP.c.rank_in_dataset.label("rank")
+        statement = (
+            select(*dims, rank, func.count().label("value"))
+            .select_from(source)
+            .where(*where, first_in_cell)
+            .group_by(*dims, rank)
+        )
+    elif q.measure == "count_persons":
         inner = (
             select(*dims, func.min(_RP.c.rank_in_dataset).label("rank"))
             .select_from(source)
@@ -634,8 +605,16 @@ def bounded_table(connection: Connection, p: Plan, bound: int) -> pl.DataFrame:
     _tune(connection)
     source, where = _population(p, dialect)
     where = [*where, _RP.c.rank_in_dataset <= bound]
-    dims = [dimension_expr(d, q.dataset, _R, dialect).label(d) for d in q.group_by]
-    if q.measure == "count_persons":
+    dims = [_RP.c[d].label(d) for d in q.group_by]
+    first_in_cell = _first_in_cell(p)
+    if first_in_cell is not None:  # one scan: each person's first record per cell
+        statement = (
+            select(*dims, func.count().label("value"))
+            .select_from(source)
+            .where(*where, first_in_cell)
+            .group_by(*dims)
+        )
+    elif q.measure == "count_persons":
         distinct = (
             select(*dims, _RP.c.person_id).select_from(source).where(*where).distinct().subquery()
         )
