@@ -56,6 +56,7 @@ import pyarrow as pa
 from privacy.keys import derive_key
 from privacy.linkage.cascade import STRONG_SPACES, fingerprints
 from privacy.normalise import (
+    canonical_forename_expr,
     first_forename_expr,
     name_expr,
     postcode_expr,
@@ -69,6 +70,7 @@ __all__ = [
     "BLOCK_PURPOSE",
     "BLOOM_PASSES",
     "BLOOM_PURPOSE",
+    "NAME_PART_COLUMNS",
     "AnchorPass",
     "BloomEncoder",
     "BloomLinks",
@@ -77,6 +79,7 @@ __all__ = [
     "bloom_cascade",
     "bloom_link",
     "dice",
+    "name_part_link",
 ]
 
 BLOOM_PURPOSE = "bloom"
@@ -97,6 +100,10 @@ ANCHOR_COLUMNS: tuple[str, ...] = (
     "anchor_year_sex_postcode",
     "anchor_year_sex_postcode_alt",
 )
+# Keyed nickname-resolved forename + DOB + sex + one part of the surname, one column per part
+# (up to NAME_PARTS): "Abbie Scott-Thomas" meets "Abigail Thomas" of the same DOB and sex.
+NAME_PARTS = 3
+NAME_PART_COLUMNS: tuple[str, ...] = tuple(f"name_part_{i + 1}" for i in range(NAME_PARTS))
 
 U8 = npt.NDArray[np.uint8]
 U64 = npt.NDArray[np.uint64]
@@ -364,6 +371,11 @@ class BloomEncoder:
                     col("surname", pl.String), lambda e: surname_compact_expr(name_expr(e))
                 ),
                 "postcode": _distinct_map(col("postcode", pl.String), postcode_expr),
+                "surname_parts": _distinct_map(col("surname", pl.String), name_expr),
+                "canonical_forename": _distinct_map(
+                    col("forename", pl.String),
+                    lambda e: canonical_forename_expr(first_forename_expr(name_expr(e))),
+                ),
                 "dob": col("date_of_birth", pl.Date),
                 "sex": col("sex", pl.String),
                 "event": col("event_date", pl.Date),
@@ -405,6 +417,15 @@ class BloomEncoder:
             .then(pl.col("event").dt.year() - pl.col("age"))
             .cast(pl.String)
             .alias("year_alt"),
+            pl.col("canonical_forename"),
+            *[
+                pl.col("surname_parts")
+                .str.split(" ")
+                .list.eval(pl.element().filter(pl.element().str.len_chars() > 1))
+                .list.get(i, null_on_oob=True)
+                .alias(f"part_{i + 1}")
+                for i in range(NAME_PARTS)
+            ],
         )
 
         def msg(label: str, *parts: str) -> pl.Expr:
@@ -421,6 +442,12 @@ class BloomEncoder:
             msg("pc", "postcode").alias("anchor_postcode"),
             msg("ysp", "year", "mf", "postcode").alias("anchor_year_sex_postcode"),
             msg("ysp", "year_alt", "mf", "postcode").alias("anchor_year_sex_postcode_alt"),
+            *[
+                msg("fsp", "canonical_forename", "dob_s", "mf", f"part_{i + 1}").alias(
+                    f"name_part_{i + 1}"
+                )
+                for i in range(NAME_PARTS)
+            ],
         ).collect()
         keyed = [
             self._hmac(
@@ -661,7 +688,60 @@ def bloom_cascade(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, in
             continue
         result = bloom_link(records, lab, threshold=threshold, column=column)
         lab, links = result.labels, links + result.links
-    return lab, links
+    lab, joined = name_part_link(records, lab)
+    return lab, links + joined
+
+
+def name_part_link(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, int]:
+    """Join two clusters that share a keyed nickname-resolved forename + DOB + sex + surname
+    part (:data:`NAME_PART_COLUMNS`): a hyphenated or multi-part surname recorded in part
+    ("Scott-Thomas" / "Thomas"). A value shared by more than two clusters links nothing, nor
+    does a pair whose clusters carry different strong identifiers or both hold records of one
+    upload (two people in one extract), nor a chain joining more than two clusters. Twins
+    never share a forename, so they never share a value. Returns (labels, joins)."""
+    lab = np.asarray(labels, dtype=np.int64).copy()
+    values = _cluster_values(records, lab, NAME_PART_COLUMNS)
+    if values.height == 0:
+        return lab, 0
+    pairs = (
+        values.group_by("v")
+        .agg(pl.col("label").unique().sort().alias("l"))
+        .filter(pl.col("l").list.len() == 2)
+        .select(pl.col("l").list.get(0).alias("a"), pl.col("l").list.get(1).alias("b"))
+        .unique()
+    )
+    if pairs.height == 0:
+        return lab, 0
+    strong = [fingerprints(records[c]) if c in records.columns else None for c in STRONG_SPACES]
+    upload = records["upload"].cast(pl.String).cast(pl.Categorical).to_physical().to_numpy()
+    facts = pl.DataFrame({"label": lab, "u": upload.astype(np.int64)}).with_columns(
+        *[pl.Series(s, fp) for s, fp in zip(STRONG_SPACES, strong, strict=True) if fp is not None]
+    )
+    per = facts.group_by("label").agg(
+        pl.col("u").unique(),
+        *[pl.col(s).filter(pl.col(s) != 0).unique() for s in STRONG_SPACES if s in facts.columns],
+    )
+    both = pairs.join(per, left_on="a", right_on="label").join(
+        per, left_on="b", right_on="label", suffix="_b"
+    )
+    ok = pl.col("u").list.set_intersection(pl.col("u_b")).list.len() == 0
+    for s in STRONG_SPACES:
+        if s in per.columns:
+            ok = ok & (
+                (pl.col(s).list.len() == 0)
+                | (pl.col(f"{s}_b").list.len() == 0)
+                | (pl.col(s).list.set_intersection(pl.col(f"{s}_b")).list.len() > 0)
+            )
+    kept = both.filter(ok)
+    if kept.height == 0:
+        return lab, 0
+    # each cluster in at most one accepted pair (no chains)
+    counts = pl.concat([kept["a"], kept["b"]]).value_counts()
+    single = counts.filter(pl.col("count") == 1).to_series(0).implode()
+    kept = kept.filter(pl.col("a").is_in(single) & pl.col("b").is_in(single))
+    mapping = np.arange(int(lab.max()) + 1, dtype=np.int64)
+    mapping[kept["b"].to_numpy()] = kept["a"].to_numpy()
+    return mapping[lab], kept.height
 
 
 def bloom_link(

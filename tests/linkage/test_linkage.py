@@ -16,6 +16,7 @@ from privacy.linkage.bloom import (
     anchor_link,
     bloom_cascade,
     bloom_link,
+    name_part_link,
 )
 from privacy.linkage.cascade import Linker
 from privacy.linkage.quality import pairwise_quality, quality_by_dataset_pair
@@ -466,3 +467,19 @@ def test_the_vectorised_encoder_matches_the_clk_definition_across_batches() -> N
     assert batched["bloom_clk"].to_list() == whole["bloom_clk"].to_list()
     assert whole["bloom_clk"].to_list() == [_reference_clk(*row) for row in rows]
     assert whole["bloom_name_clk"].is_null().to_list() == [False, False, False, True]
+
+
+def test_a_partly_recorded_double_barrelled_surname_links_on_its_keyed_part() -> None:
+    full = person("Abigail", "Scott-Thomas", postcode="E1 6AN", local_id="1")
+    part = person("Abbie", "Thomas", postcode="N1 9GU", local_id="2")  # moved, nickname
+    stranger = person("Abigail", "Thomas", dob=date(2008, 3, 15), local_id="3")
+    records = pl.concat(
+        [upload("p", [full], dataset="p"), upload("q", [part], dataset="q"),
+         upload("r", [stranger], dataset="r")]
+    )
+    labels, joined = name_part_link(records, np.arange(3))
+    assert labels[0] == labels[1] != labels[2] and joined == 1
+    # two records of one upload are two people: never joined
+    same_upload = pl.concat([upload("p", [full, part], dataset="p")])
+    labels, joined = name_part_link(same_upload, np.arange(2))
+    assert labels[0] != labels[1] and joined == 0
