@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+
+from hub.logs import describe_error
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+log = logging.getLogger("hub.db")
 
 
 def make_engine(url: str) -> Engine:
@@ -29,6 +37,56 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+@contextmanager
+def large_write(engine: Engine) -> Iterator[Connection]:
+    """One transaction for a write of up to millions of rows; yields its connection.
+
+    Committed when the block ends, rolled back if it raises. On SQLite the WAL checkpoint
+    that the commit would otherwise run (copying every page just written from the WAL into the
+    database, ~2.6 s at a million rows) is left to a background thread: the commit is durable
+    once it is in the WAL, so the caller need not wait for the copy.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name != "sqlite":
+            with connection.begin():
+                yield connection
+            return
+        driver_connection: Any = connection.connection.driver_connection
+        previous = int(driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+        driver_connection.execute("PRAGMA wal_autocheckpoint = 0")
+        try:
+            with connection.begin():
+                yield connection
+        finally:
+            driver_connection.execute(f"PRAGMA wal_autocheckpoint = {previous}")
+    checkpoint_in_background(engine)
+
+
+_checkpoint_lock = threading.Lock()
+
+
+def checkpoint_in_background(engine: Engine) -> threading.Thread:
+    """Copy committed WAL pages into the SQLite database file on a daemon thread.
+
+    PASSIVE: readers and writers are never blocked; whatever a reader still needs is left for
+    the next checkpoint (SQLite's automatic one after a later commit, or this one again).
+    """
+    thread = threading.Thread(
+        target=_checkpoint, args=(engine,), name="hub-wal-checkpoint", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _checkpoint(engine: Engine) -> None:
+    with _checkpoint_lock:
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as error:  # the database may be gone (tests, shutdown): nothing lost
+            log.warning("background WAL checkpoint failed: %s", describe_error(error))
 
 
 def alembic_config(url: str) -> Config:

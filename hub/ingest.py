@@ -34,6 +34,7 @@ from adapters.readers import ReadError, open_table
 from agreements import Agreement, DatasetTerms
 from hub.audit import SYSTEM, Actor, append_event
 from hub.bulk import bulk_writing, insert_frame
+from hub.db import large_write
 from hub.errors import NotFound, Unprocessable
 from hub.keyring import KeyRing
 from hub.models import RecordRow, UploadRow
@@ -160,7 +161,7 @@ class Ingestor:
         upload_id = f"upl_{uuid.uuid4().hex}"
         tally = _Tally()
         try:
-            with self._engine.begin() as connection:
+            with large_write(self._engine) as connection:
                 upload_pk = self._open_upload(connection, upload_id, agreement, dataset)
                 with bulk_writing(connection):
                     table_rows = RecordRow.__table__
@@ -365,7 +366,7 @@ class Ingestor:
 
         The deletion and its ``upload.withdrawn`` audit event are one transaction.
         """
-        with self._engine.begin() as connection:
+        with large_write(self._engine) as connection:
             upload = connection.execute(
                 select(UploadRow.id, UploadRow.status, UploadRow.receipt)
                 .where(UploadRow.upload_id == upload_id)
