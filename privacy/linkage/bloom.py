@@ -303,12 +303,15 @@ class BloomEncoder:
             pair_value, pair_year = pair_value[order], pair_year[order]
             lens = counts[pair_value]
             steps = [int(np.count_nonzero(lens > j)) for j in range(int(lens[0]))]
-            step_rows = [
-                self._message_rows(
-                    field, k, pair_year[:c], gram_id[offsets[pair_value[:c]] + j], outputs
-                )
-                for j, c in enumerate(steps)
-            ]
+            # one lookup for all steps (new patterns are appended to the store once)
+            all_rows = self._message_rows(
+                field,
+                k,
+                np.concatenate([pair_year[:c] for c in steps]),
+                np.concatenate([gram_id[offsets[pair_value[:c]] + j] for j, c in enumerate(steps)]),
+                outputs,
+            )
+            step_rows = np.split(all_rows, np.cumsum(steps)[:-1])
             for name in outputs:
                 compact = np.zeros((uniq.size + 1, words), dtype=np.uint64)  # last row: none
                 patterns = store.rows[name]
