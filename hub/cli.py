@@ -762,7 +762,8 @@ def query(
         f"release {release['release_id']}{stored}"
         f": {release['measure']}, epsilon {release['epsilon']:.4g} ({release['mechanism']}), "
         f"unit: {release['unit_of_privacy']}; bound {bound['rows_per_person']} rows per person "
-        f"(epsilon {bound['epsilon']:.3g} to choose it); budget left for {left['period']}: "
+        f"(chosen from histogram {bound['histogram_release_id']}, epsilon "
+        f"{bound['histogram_epsilon']:.3g} once this period); budget left for {left['period']}: "
         f"{left['epsilon_remaining']:.4g} of {left['epsilon_cap']:g}"
     )
 

@@ -165,6 +165,7 @@ class RecordPersonRow(Base):
             name="fk_record_persons_record",
         ),
         Index("ix_record_persons_person", "person_id"),
+        {"sqlite_with_rowid": False},
     )
 
     # Column order as migration 0007 creates it: what counts read first, fixed width first.

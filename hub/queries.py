@@ -6,16 +6,22 @@ How a query runs (see docs/queries.md for the arguments):
 1. ``plan`` checks the query against the agreement (dataset, measure, attribute and its
    clamping bounds, dimensions and their public value sets, linkage datasets, epsilon and the
    per-query cap) and builds the public key set. Nothing here reads data.
-2. ``bounded_table`` runs in the database (SQLAlchemy Core; the same statement on SQLite and
-   PostgreSQL): records of the agreement's live uploads joined to their persons, filtered,
-   restricted to ``rank_in_dataset <= k`` (each person's first k records of the dataset by
-   event date, kept up to date by the linkage service: no window function at query time), and
-   grouped by the requested dimensions. Only the contingency table comes back to Python.
-3. ``k`` is chosen from the data with a small accounted part of epsilon (``BOUND_SHARE``):
-   for counts, one SQL pass returns the table per cell and rank, which gives the table at
-   every bound and a rank histogram released with noise, and k minimises the estimated
-   bias + noise per cell; for other measures, ``privacy.dp.bounds.choose_bound`` (a DP
-   quantile) on the histogram "persons by their highest rank", computed in SQL.
+2. ``k`` (rows per person) is chosen from a DP histogram of the query's *population* (its
+   dataset, filters, linkage conditions; not its group-by or measure): persons by their highest
+   rank, discrete Laplace at l1 sensitivity 1 (a person is in one bin), ``histogram_epsilon``
+   = ``BOUND_SHARE`` of the per-query cap. It is released once per population, live uploads and
+   budget period, stored like any release and paid by the first query that needs it; later
+   queries on the population choose their bound from it and pay only for their own release.
+   Counts at a given epsilon take the k with the least estimated bias + noise per cell
+   (``privacy.dp.bounds.count_bound``); other measures and target accuracies take the k that
+   keeps all rows of 95% of persons (``quantile_bound``). Both are post-processing.
+3. ``bounded_table`` runs in the database (SQLAlchemy Core; the same statement on SQLite and
+   PostgreSQL) over the query facts in ``record_persons`` (each record's person, its rank among
+   the person's records of the dataset by event date, its dimension values and first-in-cell
+   marks, kept by the linkage service: ``hub.dimensions``), restricted to ``rank <= k``, filtered
+   and grouped by the requested dimensions. A count of persons reads each person's first record
+   per cell from the marks, so it needs neither a join nor a GROUP BY person; ``records`` is
+   joined only for a measure of an attribute. Only the contingency table comes back to Python.
 4. The table is aligned to the full key set (empty cells are 0) and noised by
    ``privacy.dp.mechanisms``; the agreement's post-processing runs on the noisy values only.
 5. In one transaction: lock the (organisation, agreement, period) budget row, return the stored
@@ -25,6 +31,7 @@ How a query runs (see docs/queries.md for the arguments):
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -71,7 +78,9 @@ from privacy.dp import accuracy, bounds, budget, mechanisms, postprocess
 from privacy.dp.budget import Filter, LinkageCondition, Query, Spend
 
 BOUND_SHARE = 0.02
-"""Share of a query's epsilon spent choosing the rows-per-person bound from the data."""
+"""Epsilon of a population's rows-per-person histogram, as a share of the agreement's per-query
+cap. The histogram is released once per population, data and budget period, and every query on
+that population chooses its bound from it (``hub.queries`` docstring)."""
 BOUND_QUANTILE = 0.95
 MAX_ROWS = 10
 assert MAX_ROWS + 1 <= dimensions.MASKED_RANKS  # counts read first-in-cell marks up to rank 11
@@ -129,14 +138,18 @@ def query_dimensions(query: Query) -> list[str]:
 
 def door_epsilon(query: Query, agreement: Agreement) -> float:
     """The epsilon the door checks against the per-query cap: the query's own, or for a
-    target half-width the least it could cost (bound share plus the release at bound 1)."""
+    target half-width the least it could cost (the release at bound 1)."""
     if query.epsilon is not None:
         return query.epsilon
-    cap = agreement.outputs.budget.epsilon_per_query
     try:
-        return BOUND_SHARE * cap + _release_epsilon(query, agreement, 1)
+        return _release_epsilon(query, agreement, 1)
     except (accuracy.AccuracyError, HubError):
         return math.inf
+
+
+def histogram_epsilon(agreement: Agreement) -> float:
+    """Epsilon of one release of a population's rows-per-person histogram."""
+    return BOUND_SHARE * agreement.outputs.budget.epsilon_per_query
 
 
 # --- plan: everything that needs no data --------------------------------------------------------
@@ -330,18 +343,15 @@ def preview(query: Query, agreement: Agreement, today: date) -> dict[str, Any]:
     for bound in range(1, 6):
         try:
             if query.epsilon is not None:
-                eps_bound = BOUND_SHARE * query.epsilon
-                eps_release = query.epsilon - eps_bound
                 rows.append(
                     {
                         "bound": bound,
                         "epsilon": query.epsilon,
-                        "half_width": half_width(query, agreement, eps_release, bound),
+                        "half_width": half_width(query, agreement, query.epsilon, bound),
                     }
                 )
             else:
-                eps_bound = BOUND_SHARE * cap
-                eps = eps_bound + _release_epsilon(query, agreement, bound)
+                eps = _release_epsilon(query, agreement, bound)
                 rows.append(
                     {
                         "bound": bound,
@@ -356,11 +366,13 @@ def preview(query: Query, agreement: Agreement, today: date) -> dict[str, Any]:
         "agreement_id": agreement.id,
         "measure": query.measure,
         "epsilon_per_query": cap,
-        "epsilon_bound_share": BOUND_SHARE,
+        "epsilon_rows_histogram": histogram_epsilon(agreement),
         "accuracy": "95% half-width"
         + (" in ranks (records)" if query.measure == "quantile" else ""),
-        "note": "the rows-per-person bound is chosen from the data (a DP quantile) when the "
-        "query runs; the table gives the accuracy at each bound it may choose",
+        "note": "the rows-per-person bound is chosen when the query runs, from a DP histogram "
+        "of the population's rows per person; that histogram costs epsilon_rows_histogram once "
+        "per population, data and budget period (the first query on it pays), then nothing; "
+        "the table gives the accuracy at each bound the query may get",
         "by_bound": rows,
         "spent": 0.0,
     }
@@ -479,122 +491,6 @@ def rank_histogram(connection: Connection, p: Plan) -> dict[int, int]:
     return {int(m): int(n) for m, n in rows}
 
 
-def rank_table(connection: Connection, p: Plan) -> pl.DataFrame:
-    """One pass for counts at every bound: per cell and rank j <= MAX_ROWS + 1, how many
-    records have rank j (count of records), or how many persons have their earliest record in
-    the cell at rank j (count of persons: the person-cell is kept at bound k iff j <= k).
-
-    Summing j <= k gives ``bounded_table(p, k)`` exactly; summing over cells gives the
-    histogram H[j] the bound is chosen from (a person adds at most 1 to each H[j]: ranks are
-    unique per person and dataset)."""
-    q = p.query
-    dialect = connection.dialect.name
-    _tune(connection)
-    source, where = _population(p, dialect)
-    where = [*where, _RP.c.rank_in_dataset <= MAX_ROWS + 1]
-    dims = [_RP.c[d].label(d) for d in q.group_by]
-    first_in_cell = _first_in_cell(p)
-    if first_in_cell is not None:  # one scan: each person's first record per cell
-        rank = _RP.c.rank_in_dataset.label("rank")
-        statement = (
-            select(*dims, rank, func.count().label("value"))
-            .select_from(source)
-            .where(*where, first_in_cell)
-            .group_by(*dims, rank)
-        )
-    elif q.measure == "count_persons":
-        inner = (
-            select(*dims, func.min(_RP.c.rank_in_dataset).label("rank"))
-            .select_from(source)
-            .where(*where)
-            .group_by(*dims, _RP.c.person_id)
-            .subquery()
-        )
-        keys = [inner.c[d] for d in q.group_by]
-        statement = select(*keys, inner.c.rank, func.count().label("value")).group_by(
-            *keys, inner.c.rank
-        )
-    else:
-        rank = _RP.c.rank_in_dataset.label("rank")
-        statement = (
-            select(*dims, rank, func.count().label("value"))
-            .select_from(source)
-            .where(*where)
-            .group_by(*dims, rank)
-        )
-    rows = connection.execute(statement).all()
-    frame = pl.DataFrame(
-        [tuple(r) for r in rows],
-        schema=[*q.group_by, "rank", "value"],
-        orient="row",
-        infer_schema_length=None,
-    ).with_columns(pl.col("rank").cast(pl.Int64), pl.col("value").cast(pl.Int64))
-    for d in q.group_by:
-        frame = frame.with_columns(pl.col(d).cast(pl.String))
-    if not q.group_by:
-        frame = frame.with_columns(pl.lit("all").alias(TOTAL))
-    return frame.join(p.keyset, on=list(p.key_columns), how="semi")
-
-
-def table_at(ranks: pl.DataFrame, p: Plan, bound: int) -> pl.DataFrame:
-    """The contingency table at ``bound`` from ``rank_table``."""
-    keys = list(p.key_columns)
-    return (
-        ranks.filter(pl.col("rank") <= bound)
-        .group_by(keys)
-        .agg(pl.col("value").sum())
-        .select(*keys, "value")
-    )
-
-
-def choose_bound_from_ranks(
-    p: Plan, ranks: pl.DataFrame, eps_bound: float, eps_release: float
-) -> bounds.BoundChoice:
-    """Counts: release H[j] (j = 1..MAX_ROWS+1, l1 <= MAX_ROWS+1 since a person adds at most 1
-    to each bin) with discrete Laplace noise, then pick the k with the least estimated error
-    per cell: sum_{j>k} H[j] / cells (records or person-cells the bound drops) plus the mean
-    absolute noise at k / eps_release. Post-processing of a DP output."""
-    bins = pl.DataFrame({"rank": list(range(1, MAX_ROWS + 2))}, schema={"rank": pl.Int64})
-    hist = ranks.group_by("rank").agg(pl.col("value").sum())
-    noisy = mechanisms.release_count(
-        hist,
-        bins,
-        unit="records",
-        bounds=mechanisms.ContributionBounds(MAX_ROWS + 1),
-        epsilon=eps_bound,
-    )
-    # Raw noisy bins, not clamped at 0 one by one (that would bias the sums upwards).
-    h = {int(j): float(v) for j, v in noisy.table.select("rank", "value").iter_rows()}
-    cells = p.keyset.height
-    scale = float(noisy.meta.scale)  # type: ignore[arg-type]
-
-    def tail(k: int) -> float:
-        return sum(n for j, n in h.items() if j > k)
-
-    def error(k: int) -> float:
-        return max(tail(k), 0.0) / cells + bounds.discrete_laplace_mean_abs_error(k / eps_release)
-
-    # Beyond the smallest k whose tail is indistinguishable from no records at all (one-sided
-    # 95%: the sum of m bins' noise has sd scale * sqrt(2m)), a larger bound only adds noise;
-    # without this cap, the noise of empty tail bins pushes the bound up when cells are few.
-    k_max = next(
-        (
-            k
-            for k in range(1, MAX_ROWS + 1)
-            if tail(k) <= 1.645 * scale * math.sqrt(2 * (MAX_ROWS + 1 - k))
-        ),
-        MAX_ROWS,
-    )
-    best = min(range(1, k_max + 1), key=error)
-    return bounds.BoundChoice(
-        best,
-        noisy.meta.epsilon,
-        math.nan,
-        MAX_ROWS,
-        mechanism="least estimated bias + noise per cell on a discrete-Laplace histogram of ranks",
-    )
-
-
 def bounded_table(connection: Connection, p: Plan, bound: int) -> pl.DataFrame:
     """The contingency table at rows-per-person ``bound``, in the database.
 
@@ -663,14 +559,57 @@ def bounded_table(connection: Connection, p: Plan, bound: int) -> pl.DataFrame:
     return frame.join(p.keyset, on=list(p.key_columns), how="semi")
 
 
-def choose_contribution_bound(
-    p: Plan, histogram: Mapping[int, int], eps_bound: float
-) -> bounds.BoundChoice:
-    """Sums, means, quantiles and target accuracies: the DP 0.95-quantile of "persons by
-    highest rank" (``bounds.choose_bound``; one value per person, d_in = 1). Counts at a given
-    epsilon use ``choose_bound_from_ranks`` instead."""
-    return bounds.choose_bound(
-        histogram or {1: 0}, epsilon=eps_bound, quantile=BOUND_QUANTILE, max_rows=MAX_ROWS
+# --- the rows-per-person histogram: released once per population, data and period -------------
+
+
+@dataclass(frozen=True)
+class BoundChoice:
+    bound: int
+    histogram: dict[str, Any]  # the stored histogram release it was chosen from
+    rule: str
+
+
+def population_document(p: Plan) -> dict[str, Any]:
+    """What a query's rows-per-person histogram depends on: the records it counts (dataset,
+    filters, linkage conditions, the attribute a measure needs), not its group-by or measure."""
+    q = p.query
+    return {
+        "kind": "rows_per_person_histogram",
+        "agreement_id": p.agreement.id,
+        "dataset": q.dataset,
+        "attribute": q.attribute,
+        "filters": sorted([f.dimension, sorted(f.values)] for f in q.filters),
+        "linkage": sorted(json.dumps(c.model_dump(mode="json"), sort_keys=True) for c in q.linkage),
+        "max_rows": MAX_ROWS,
+        "period": p.period,
+    }
+
+
+def population_hash(connection: Connection, p: Plan) -> str:
+    """The key of a population's histogram release: its document and the live uploads it
+    reads (a new or withdrawn upload changes the data, and the histogram is released anew)."""
+    datasets = {p.query.dataset, *(c.dataset for c in p.query.linkage)}
+    uploads = connection.execute(
+        select(UploadRow.upload_id)
+        .where(
+            UploadRow.agreement_id == p.agreement.id,
+            UploadRow.dataset.in_(sorted(datasets)),
+            UploadRow.live == 1,
+        )
+        .order_by(UploadRow.upload_id)
+    ).scalars()
+    canonical = json.dumps(
+        {**population_document(p), "uploads": list(uploads)}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def histogram_from_document(document: Mapping[str, Any]) -> bounds.RowsHistogram:
+    return bounds.RowsHistogram(
+        {int(k): float(v) for k, v in document["bins"].items()},
+        float(document["scale"]),
+        float(document["epsilon"]),
+        int(document["max_rows"]),
     )
 
 
@@ -741,9 +680,8 @@ def release_document(
     *,
     release_id: str,
     query_hash: str,
-    bound: bounds.BoundChoice,
-    epsilon_release: float,
-    epsilon_total: float,
+    bound: BoundChoice,
+    epsilon: float,
     spec: postprocess.PostProcessing,
     created_at: datetime,
 ) -> dict[str, Any]:
@@ -761,22 +699,19 @@ def release_document(
         "measure": meta.measure,
         "group_by": list(p.query.group_by),
         "cells": cells,
-        "epsilon": epsilon_total,
+        "epsilon": epsilon,
         "delta": meta.delta,
-        "epsilon_release": epsilon_release,
         "epsilon_spent_by_mechanism": meta.epsilon,
         "mechanism": meta.mechanism,
         "unit_of_privacy": meta.unit_of_privacy,
         "contribution_bound": {
             "rows_per_person": bound.bound,
             "groups_per_person": bound.bound if p.query.measure == "count_persons" else None,
-            "chosen_by": (
-                f"DP {bound.quantile:g}-quantile of rows per person "
-                f"(candidates 1..{bound.max_rows}, {bound.mechanism})"
-                if math.isfinite(bound.quantile)
-                else f"{bound.mechanism} (candidates 1..{bound.max_rows})"
-            ),
-            "epsilon": bound.epsilon_spent,
+            "chosen_by": f"{bound.rule}, from the released rows-per-person histogram "
+            f"(candidates 1..{MAX_ROWS})",
+            "histogram_release_id": bound.histogram["release_id"],
+            "histogram_epsilon": bound.histogram["epsilon"],
+            "histogram_period": bound.histogram["period"],
         },
         "clamp": None
         if meta.clamp is None
@@ -907,107 +842,148 @@ class QueryService:
         with self.engine.connect() as connection:
             stored = _stored(connection, agreement.id, organisation, qhash)
             already = spent(connection, organisation, agreement.id, p.period)
+            population = population_hash(connection, p)
+            histogram_doc = _stored(connection, agreement.id, organisation, population)
         if stored is not None:
             return {**self._with_budget(stored, organisation, agreement, today), "repeated": True}
         # Before reading data: can the budget pay for the least this query could cost?
-        if query.epsilon is not None:
-            eps_bound = BOUND_SHARE * query.epsilon
-            least = query.epsilon
-        else:
-            eps_bound = BOUND_SHARE * p.per_query
-            least = door_epsilon(query, agreement)
+        least = door_epsilon(query, agreement)
+        if histogram_doc is None:
+            least += histogram_epsilon(agreement)
         self._refuse_unless_fits(already, least, p, organisation)
+        if histogram_doc is None:
+            histogram_doc = self._release_histogram(p, population, organisation, actor)
+        released = histogram_from_document(histogram_doc)
 
-        given = None if query.epsilon is None else query.epsilon - eps_bound
         counts = query.measure in ("count_records", "count_persons")
+        if query.epsilon is not None and counts:
+            bound = bounds.count_bound(released, cells=p.keyset.height, epsilon=query.epsilon)
+            how = "least estimated bias + noise per cell"
+        else:
+            bound = bounds.quantile_bound(released, quantile=BOUND_QUANTILE)
+            how = f"{BOUND_QUANTILE:g} of persons keep all their rows"
+        choice = BoundChoice(bound, histogram_doc, how)
+        if query.epsilon is not None:
+            eps_release = query.epsilon
+        else:
+            try:
+                eps_release = _release_epsilon(query, agreement, bound)
+            except accuracy.AccuracyError as error:
+                raise self._too_costly(p, bound, math.inf, f" ({error})") from None
+            if eps_release > p.per_query + budget.TOLERANCE:
+                raise self._too_costly(p, bound, eps_release, "")
         with self.engine.connect() as connection:
-            if counts and given is not None:
-                # one SQL pass gives the table at every bound and the histogram
-                ranks = rank_table(connection, p)
-                choice = choose_bound_from_ranks(p, ranks, eps_bound, given)
-                chosen: pl.DataFrame | None = table_at(ranks, p, choice.bound)
-            else:
-                histogram = rank_histogram(connection, p)
-                choice = choose_contribution_bound(p, histogram, eps_bound)
-                chosen = None
-            if given is not None:
-                eps_release = given
-            else:
-                try:
-                    eps_release = _release_epsilon(query, agreement, choice.bound)
-                except accuracy.AccuracyError as error:
-                    eps_release = math.inf
-                    reason = str(error)
-                else:
-                    reason = ""
-            if chosen is not None:
-                table: pl.DataFrame | None = chosen
-            elif math.isfinite(eps_release):
-                table = bounded_table(connection, p, choice.bound)
-            else:
-                table = None
-        total = eps_bound + eps_release
-        refusal: HubError | None = None
-        if table is None or total > p.per_query + budget.TOLERANCE:
-            refusal = QueryRefused(
-                "epsilon_above_cap",
-                f"At the contribution bound chosen from the data ({choice.bound} rows per "
-                f"person) a 95% half-width of {query.target_half_width:g} needs epsilon "
-                f"{total:.4g}, above the per-query cap of {p.per_query:g}"
-                + (f" ({reason})" if reason else "")
-                + f". Epsilon {eps_bound:g} was spent choosing the bound; ask for a wider "
-                "half-width.",
-            )
+            table = bounded_table(connection, p, bound)
         release_id = uuid.uuid4().hex
-        document: dict[str, Any] | None = None
-        if refusal is None:
-            assert table is not None
-            noisy = noise(p, table, choice.bound, eps_release)
-            spec = _post_processing(p)
-            noisy = postprocess.apply(noisy, spec)
-            document = release_document(
-                p,
-                noisy,
-                release_id=release_id,
-                query_hash=qhash,
-                bound=choice,
-                epsilon_release=eps_release,
-                epsilon_total=total,
-                spec=spec,
-                created_at=datetime.now(UTC),
-            )
+        noisy = noise(p, table, bound, eps_release)
+        spec = _post_processing(p)
+        noisy = postprocess.apply(noisy, spec)
+        document = release_document(
+            p,
+            noisy,
+            release_id=release_id,
+            query_hash=qhash,
+            bound=choice,
+            epsilon=eps_release,
+            spec=spec,
+            created_at=datetime.now(UTC),
+        )
         with self.engine.begin() as connection:
             _lock_budget(connection, organisation, agreement.id, p.period)
             stored = _stored(connection, agreement.id, organisation, qhash)
+            if stored is not None:  # answered meanwhile (another request, another process)
+                return {
+                    **self._with_budget(stored, organisation, agreement, today),
+                    "repeated": True,
+                }
+            self._spend_or_refuse(connection, p, organisation, eps_release)
+            self._record(
+                connection,
+                p,
+                organisation=organisation,
+                actor=actor,
+                qhash=qhash,
+                epsilon=eps_release,
+                release_id=release_id,
+                query_document=p.query.model_dump(mode="json"),
+                document=document,
+                reason=(
+                    f"released {p.query.measure} of {p.query.dataset} "
+                    f"({p.keyset.height} cells) at epsilon {eps_release:.6g}"
+                ),
+            )
+        return {**self._with_budget(document, organisation, agreement, today), "repeated": False}
+
+    def _release_histogram(
+        self, p: Plan, population: str, organisation: str, actor: Actor
+    ) -> dict[str, Any]:
+        """Release the population's rows-per-person histogram (or return the one another
+        request released meanwhile), spending ``histogram_epsilon`` in its own transaction."""
+        with self.engine.connect() as connection:
+            exact = rank_histogram(connection, p)
+        epsilon = histogram_epsilon(p.agreement)
+        released = bounds.release_rows_histogram(exact, epsilon=epsilon, max_rows=MAX_ROWS)
+        del exact  # true counts never leave this function
+        release_id = uuid.uuid4().hex
+        document = {
+            "release_id": release_id,
+            "kind": "rows_per_person_histogram",
+            "agreement_id": p.agreement.id,
+            "dataset": p.query.dataset,
+            "bins": {str(k): v for k, v in released.bins.items()},
+            "last_bin": f"more than {MAX_ROWS} rows",
+            "mechanism": "discrete_laplace",
+            "sensitivity": 1,
+            "scale": released.scale,
+            "epsilon": released.epsilon,
+            "max_rows": MAX_ROWS,
+            "period": p.period,
+            "created_at": datetime.now(UTC).isoformat(),
+        }
+        with self.engine.begin() as connection:
+            _lock_budget(connection, organisation, p.agreement.id, p.period)
+            stored = _stored(connection, p.agreement.id, organisation, population)
             if stored is not None:
-                document, refusal = stored, None
-                repeated = True
-            else:
-                repeated = False
-                now_spent = spent(connection, organisation, agreement.id, p.period)
-                charge = total if refusal is None else eps_bound
-                decision = budget.decide(now_spent, Spend(charge, 0.0), p.cap, period=p.period)
-                if not decision.allowed:
-                    refusal = BudgetExhausted(
-                        "budget_exhausted",
-                        decision.message[0].upper() + decision.message[1:] + ".",
-                        details=self._budget_details(p, organisation, now_spent),
-                    )
-                else:
-                    self._record(
-                        connection,
-                        p,
-                        organisation=organisation,
-                        actor=actor,
-                        qhash=qhash,
-                        epsilon=charge,
-                        release_id=release_id if refusal is None else None,
-                        document=document if refusal is None else None,
-                    )
-        if refusal is not None:
-            raise refusal
-        assert document is not None
-        return {**self._with_budget(document, organisation, agreement, today), "repeated": repeated}
+                return stored
+            self._spend_or_refuse(connection, p, organisation, released.epsilon)
+            self._record(
+                connection,
+                p,
+                organisation=organisation,
+                actor=actor,
+                qhash=population,
+                epsilon=released.epsilon,
+                release_id=release_id,
+                query_document=population_document(p),
+                document=document,
+                reason=(
+                    f"released the rows-per-person histogram of {p.query.dataset} "
+                    f"({MAX_ROWS + 1} bins) at epsilon {released.epsilon:.6g}, from which "
+                    "queries on this population choose their contribution bound"
+                ),
+            )
+        return document
+
+    def _too_costly(self, p: Plan, bound: int, needed: float, reason: str) -> HubError:
+        return QueryRefused(
+            "epsilon_above_cap",
+            f"At the contribution bound chosen from the data ({bound} rows per person) a 95% "
+            f"half-width of {p.query.target_half_width:g} needs epsilon {needed:.4g}, above the "
+            f"per-query cap of {p.per_query:g}{reason}; ask for a wider half-width.",
+        )
+
+    def _spend_or_refuse(
+        self, connection: Connection, p: Plan, organisation: str, epsilon: float
+    ) -> None:
+        """Under the budget lock: 409 with what is left unless the budget can pay ``epsilon``."""
+        now_spent = spent(connection, organisation, p.agreement.id, p.period)
+        decision = budget.decide(now_spent, Spend(epsilon, 0.0), p.cap, period=p.period)
+        if not decision.allowed:
+            raise BudgetExhausted(
+                "budget_exhausted",
+                decision.message[0].upper() + decision.message[1:] + ".",
+                details=self._budget_details(p, organisation, now_spent),
+            )
 
     def _budget_details(self, p: Plan, organisation: str, s: Spend) -> dict[str, Any]:
         return Budget(organisation, p.agreement.id, p.period, p.cap, s).describe()
@@ -1032,9 +1008,13 @@ class QueryService:
         actor: Actor,
         qhash: str,
         epsilon: float,
-        release_id: str | None,
-        document: dict[str, Any] | None,
+        release_id: str,
+        query_document: dict[str, Any],
+        document: dict[str, Any],
+        reason: str,
     ) -> None:
+        """The spend, the stored release and its ``query.release`` audit event (one
+        transaction: the caller's)."""
         now = datetime.now(UTC)
         connection.execute(
             insert(BudgetSpendRow).values(
@@ -1048,35 +1028,22 @@ class QueryService:
                 created_at=now,
             )
         )
-        if document is not None and release_id is not None:
-            connection.execute(
-                insert(ReleaseRow).values(
-                    release_id=release_id,
-                    agreement_id=p.agreement.id,
-                    organisation=organisation,
-                    query_hash=qhash,
-                    query=p.query.model_dump(mode="json"),
-                    result=document,
-                    epsilon=epsilon,
-                    delta=0.0,
-                    period=p.period,
-                    created_at=now,
-                )
+        connection.execute(
+            insert(ReleaseRow).values(
+                release_id=release_id,
+                agreement_id=p.agreement.id,
+                organisation=organisation,
+                query_hash=qhash,
+                query=query_document,
+                result=document,
+                epsilon=epsilon,
+                delta=0.0,
+                period=p.period,
+                created_at=now,
             )
-            action, reason = (
-                "query.release",
-                (
-                    f"released {p.query.measure} of {p.query.dataset} "
-                    f"({p.keyset.height} cells) at epsilon {epsilon:.6g}"
-                ),
-            )
-        else:
-            action, reason = (
-                "query.refused",
-                (f"refused after choosing the contribution bound; epsilon {epsilon:.6g} spent"),
-            )
+        )
         event = actor.event(
-            action,
+            "query.release",
             reason,
             resource=f"agreements/{p.agreement.id}/datasets/{p.query.dataset}",
             agreement_id=p.agreement.id,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from privacy.dp import accuracy
+from privacy.dp import accuracy, mechanisms
 from privacy.dp import opendp_core as dp
 
 
@@ -76,6 +76,71 @@ def choose_bound(
         )
     bound = int(meas(values))
     return BoundChoice(bound, accuracy.privacy_map(meas, 1), quantile, max_rows)
+
+
+@dataclass(frozen=True)
+class RowsHistogram:
+    """A released histogram of persons by rows: ``bins[k]`` for k = 1..max_rows, and
+    ``bins[max_rows + 1]`` for persons with more. Discrete Laplace noise at l1 sensitivity 1 (a
+    person is in exactly one bin, so adding or removing a person moves one bin by 1). The
+    noisy counts are kept raw (not clamped one by one, which would bias every sum upwards)."""
+
+    bins: dict[int, float]
+    scale: float
+    epsilon: float
+    max_rows: int
+
+
+def release_rows_histogram(
+    histogram: Mapping[int, int], *, epsilon: float, max_rows: int
+) -> RowsHistogram:
+    """Release ``{k: persons with k rows}`` (k above ``max_rows`` counted in the last bin)."""
+    epsilon = accuracy.check_epsilon(epsilon)
+    hist = _check_histogram(histogram, max_rows + 1)
+    ks = list(range(1, max_rows + 2))
+    noisy, scale, spent = mechanisms.noisy_counts([hist.get(k, 0) for k in ks], epsilon, 1)
+    return RowsHistogram(dict(zip(ks, map(float, noisy), strict=True)), scale, spent, max_rows)
+
+
+def count_bound(released: RowsHistogram, *, cells: int, epsilon: float, z: float = 3.0) -> int:
+    """The bound for a count over ``cells`` cells at ``epsilon``, from a released histogram:
+    the least estimated error per cell, bias (rows the bound drops, an upper bound on the
+    person-cells it drops, spread over the cells) plus the mean absolute noise at that bound.
+
+    The bias estimate is noisy; a larger bound is taken only where the estimate says it is
+    better by more than ``z`` standard deviations of that noise, so that noise in empty bins
+    does not push the bound (and every cell's noise) up. Post-processing of a DP release."""
+    epsilon = accuracy.check_epsilon(epsilon)
+    if cells < 1:
+        raise BoundError("cells must be >= 1")
+    bins, n = released.bins, released.max_rows
+
+    def dropped(k: int) -> float:
+        return sum((m - k) * v for m, v in bins.items() if m > k)
+
+    def spread(k: int) -> float:  # sd of dropped(k) / cells: Var(discrete Laplace) <= 2 scale²
+        return released.scale * math.sqrt(2 * sum((m - k) ** 2 for m in bins if m > k)) / cells
+
+    def estimate(k: int) -> float:
+        return max(dropped(k), 0.0) / cells + discrete_laplace_mean_abs_error(k / epsilon)
+
+    least = min(range(1, n + 1), key=estimate)
+    return next(k for k in range(1, least + 1) if estimate(k) - z * spread(k) <= estimate(least))
+
+
+def quantile_bound(released: RowsHistogram, *, quantile: float = 0.95) -> int:
+    """The smallest bound that keeps all rows of at least ``quantile`` of the persons, by the
+    released histogram (negative noisy bins count as 0). Post-processing of a DP release."""
+    if not 0 < quantile < 1:
+        raise BoundError("quantile must be strictly between 0 and 1")
+    counts = {k: max(v, 0.0) for k, v in released.bins.items()}
+    total = sum(counts.values())
+    kept = 0.0
+    for k in range(1, released.max_rows + 1):
+        kept += counts.get(k, 0.0)
+        if kept >= quantile * total:
+            return k
+    return released.max_rows
 
 
 def dropped_records(histogram: Mapping[int, int], bound: int) -> int:

@@ -189,9 +189,11 @@ def sum_sensitivity(bounds: ContributionBounds, clamp: Clamp) -> float:
     return bounds.max_rows_per_person * clamp.magnitude
 
 
-def _noisy_counts(
+def noisy_counts(
     true: Sequence[int], epsilon: float, sensitivity: int
 ) -> tuple[list[int], float, float]:
+    """Discrete Laplace noise on each count, calibrated to l1 ``sensitivity`` at ``epsilon``:
+    (noisy counts, scale, epsilon the measurement spends)."""
     meas, scale, spent = _calibrate(_int_laplace, sensitivity, epsilon)
     return [int(v) for v in meas([int(v) for v in true])], scale, spent
 
@@ -217,7 +219,7 @@ def release_count(
     sens = count_sensitivity(unit, bounds)
     cells = align_to_keyset(table, keyset, value_column)
     true = cells[value_column].cast(pl.Int64).to_list()
-    noisy, scale, spent = _noisy_counts(true, epsilon, sens)
+    noisy, scale, spent = noisy_counts(true, epsilon, sens)
     h = accuracy.discrete_laplace_half_width_for_scale(scale)
     out = _table(keyset, noisy, [float(h)] * len(noisy))
     meta = ReleaseMetadata(
@@ -300,7 +302,7 @@ def release_mean(
     s_sens = sum_sensitivity(bounds, clamp)
     if s_sens == 0:
         raise ReleaseError("clamping bounds [0, 0] make every mean 0; nothing to release")
-    n_noisy, n_scale, n_spent = _noisy_counts(
+    n_noisy, n_scale, n_spent = noisy_counts(
         counts[count_column].cast(pl.Int64).to_list(), eps_count, c_sens
     )
     s_noisy, s_scale, s_spent = _noisy_sums(

@@ -1,5 +1,6 @@
 """The same query sent 50 times at once through two hub processes on one database: exactly one
-spend and one release; every caller gets the same release."""
+release and its spend, plus the one rows-per-person histogram its bound was chosen from; every
+caller gets the same release."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from hub.models import AuditEventRow, BudgetSpendRow, ReleaseRow
@@ -39,11 +41,19 @@ def test_fifty_identical_queries_from_two_processes_spend_once(
     releases = {r.json()["release_id"] for r in responses}
     assert len(releases) == 1
     assert sum(not r.json()["repeated"] for r in responses) == 1
+    histogram_id = responses[0].json()["contribution_bound"]["histogram_release_id"]
     with hub.engine.connect() as connection:
-        assert connection.execute(select(func.count()).select_from(ReleaseRow)).scalar_one() == 1
-        spent = connection.execute(select(BudgetSpendRow.epsilon)).scalars().all()
-        assert spent == [0.4]
+        stored = set(connection.execute(select(ReleaseRow.release_id)).scalars())
+        assert stored == releases | {histogram_id}  # one release, one histogram
+        spent = connection.execute(
+            select(BudgetSpendRow.release_id, BudgetSpendRow.epsilon)
+        ).all()
+        histogram_epsilon = 0.02 * 0.5  # BOUND_SHARE of the agreement's per-query cap
+        assert sorted(spent, key=lambda s: s[1]) == [
+            (histogram_id, pytest.approx(histogram_epsilon)),
+            (releases.pop(), 0.4),
+        ]
         events = connection.execute(
             select(func.count()).where(AuditEventRow.action == "query.release")
         ).scalar_one()
-        assert events == 1
+        assert events == 2

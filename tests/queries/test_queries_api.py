@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from hub.models import AgreementRow, AuditEventRow, BudgetSpendRow, ReleaseRow
+from hub.models import AgreementRow, AuditEventRow, BudgetSpendRow, ReleaseRow, UploadRow
 from hub.services import Hub
 from tests.conftest import Tokens
 from tests.queries.conftest import AGREEMENT, RECIPIENT, body
@@ -36,16 +36,33 @@ def test_a_release_has_every_cell_its_guarantee_and_is_audited_with_the_spend(
     assert release["unit_of_privacy"] == "one person in the linkage domain"
     assert release["mechanism"] == "discrete_laplace"
     bound = release["contribution_bound"]
-    assert 1 <= bound["rows_per_person"] <= 10 and bound["epsilon"] == pytest.approx(0.01)
+    assert 1 <= bound["rows_per_person"] <= 10
+    # the bound came from the population's rows-per-person histogram, released first (at
+    # 0.02 x the 0.5 per-query cap) and paid by this first query on the population
+    assert bound["histogram_epsilon"] == pytest.approx(0.01)
+    histogram = bound["histogram_release_id"]
     assert release["post_processing"]["round_to_base"] == 5
     assert release["post_processing"]["suppress_below"] == 10
-    assert release["budget"]["epsilon_spent"] == pytest.approx(0.5)
-    assert release["budget"]["epsilon_remaining"] == pytest.approx(7.5)
+    assert release["budget"]["epsilon_spent"] == pytest.approx(0.51)
+    assert release["budget"]["epsilon_remaining"] == pytest.approx(7.49)
     assert release["repeated"] is False
-    assert spends(demo_hub) == [(pytest.approx(0.5), release["release_id"])]
+    assert sorted(spends(demo_hub)) == [
+        (pytest.approx(0.01), histogram),
+        (pytest.approx(0.5), release["release_id"]),
+    ]
+    # a second query on the same population chooses its bound from the same histogram
+    other = api.post("/v1/queries", json=body(group_by=["sex"]), headers=analyst).json()
+    assert other["contribution_bound"]["histogram_release_id"] == histogram
+    assert other["budget"]["epsilon_spent"] == pytest.approx(1.01)
     with demo_hub.engine.connect() as connection:
+        assert (
+            connection.execute(
+                select(func.count()).where(AuditEventRow.action == "query.release")
+            ).scalar_one()
+            == 3
+        )
         event = connection.execute(
-            select(AuditEventRow).where(AuditEventRow.action == "query.release")
+            select(AuditEventRow).where(AuditEventRow.release_id == release["release_id"])
         ).one()
     assert event.release_id == release["release_id"]
     assert event.query_hash == release["query_hash"]
@@ -64,7 +81,7 @@ def test_the_same_query_again_returns_the_stored_release_and_spends_nothing(
     assert again["release_id"] == first["release_id"]
     assert again["cells"] == first["cells"]
     assert again["repeated"] is True
-    assert len(spends(demo_hub)) == 1
+    assert len(spends(demo_hub)) == 2  # the release and the histogram its bound came from
 
 
 def test_preview_spends_nothing_and_budgets_show_what_is_left(
@@ -85,8 +102,8 @@ def test_preview_spends_nothing_and_budgets_show_what_is_left(
     budgets = api.get("/v1/budgets", headers=analyst)
     assert budgets.status_code == 200
     london = [b for b in budgets.json() if b["agreement_id"] == AGREEMENT]
-    assert london[0]["epsilon_spent"] == pytest.approx(0.25)
-    assert london[0]["epsilon_remaining"] == pytest.approx(7.75)
+    assert london[0]["epsilon_spent"] == pytest.approx(0.26)  # and its histogram's 0.01
+    assert london[0]["epsilon_remaining"] == pytest.approx(7.74)
 
 
 def test_every_measure_and_a_linkage_condition_release(
@@ -219,27 +236,50 @@ def test_no_query_under_a_suspended_or_expired_agreement(
 def test_an_exhausted_budget_is_refused_saying_what_is_left(
     api: TestClient, analyst: dict[str, str], demo_hub: Hub
 ) -> None:
-    # 8.0 per quarter at 0.5 per query: 15 queries leave 0.5, a 0.3 leaves 0.2
-    months = [f"2026-{m:02d}" for m in range(1, 13)] + ["2027-01", "2027-02", "2027-03"]
-    for month in months:
-        query = body(group_by=["borough"], filters=[{"dimension": "month", "values": [month]}])
-        assert api.post("/v1/queries", json=query, headers=analyst).status_code == 200
+    # 8.0 per quarter: 15 queries at 0.5 on one population (every pair of dimensions) and
+    # its histogram (0.01) leave 0.49; a 0.3 leaves 0.19
+    dimensions = ["borough", "month", "sex", "age_band", "offence_group", "weapon"]
+    pairs = [[a, b] for i, a in enumerate(dimensions) for b in dimensions[i + 1 :]]
+    assert len(pairs) == 15
+    for pair in pairs:
+        response = api.post("/v1/queries", json=body(group_by=pair), headers=analyst)
+        assert response.status_code == 200, response.text
     assert api.post("/v1/queries", json=body(epsilon=0.3), headers=analyst).status_code == 200
     response = api.post("/v1/queries", json=body(group_by=["sex"]), headers=analyst)
     assert response.status_code == 409, response.text
     error = response.json()["error"]
     assert error["code"] == "budget_exhausted"
-    assert "needs epsilon 0.5 but only epsilon 0.2 of 8 is left" in error["message"]
-    assert error["details"]["epsilon_remaining"] == pytest.approx(0.2)
-    # what fits still runs; the stored release is still free
+    assert "needs epsilon 0.5 but only epsilon 0.19 of 8 is left" in error["message"]
+    assert error["details"]["epsilon_remaining"] == pytest.approx(0.19)
+    # a new population needs its histogram too: 0.18 + 0.01 fits exactly, then nothing does
+    male = {"filters": [{"dimension": "sex", "values": ["male"]}]}
+    response = api.post("/v1/queries", json=body(epsilon=0.185, **male), headers=analyst)
+    assert response.status_code == 409 and "0.195" in response.json()["error"]["message"]
     assert (
-        api.post(
-            "/v1/queries", json=body(group_by=["sex"], epsilon=0.2), headers=analyst
-        ).status_code
+        api.post("/v1/queries", json=body(epsilon=0.18, **male), headers=analyst).status_code
         == 200
     )
+    # the stored release is still free
     assert api.post("/v1/queries", json=body(epsilon=0.3), headers=analyst).json()["repeated"]
     total = sum(e for e, _ in spends(demo_hub))
     assert total == pytest.approx(8.0)
     with demo_hub.engine.connect() as connection:
-        assert connection.execute(select(func.count()).select_from(ReleaseRow)).scalar_one() == 17
+        assert connection.execute(select(func.count()).select_from(ReleaseRow)).scalar_one() == 19
+
+
+def test_a_changed_upload_set_gets_a_new_histogram(
+    api: TestClient, analyst: dict[str, str], demo_hub: Hub
+) -> None:
+    first = api.post("/v1/queries", json=body(epsilon=0.1), headers=analyst).json()
+    same = api.post("/v1/queries", json=body(epsilon=0.2), headers=analyst).json()
+    histogram = first["contribution_bound"]["histogram_release_id"]
+    assert same["contribution_bound"]["histogram_release_id"] == histogram
+    with demo_hub.engine.connect() as connection:
+        police = connection.execute(
+            select(UploadRow.upload_id).where(UploadRow.dataset == "police_violence_offences")
+        ).scalar_one()
+    demo_hub.ingestor.withdraw(police)
+    demo_hub.linkage.after_withdrawal(police)
+    after = api.post("/v1/queries", json=body(epsilon=0.3), headers=analyst).json()
+    assert after["contribution_bound"]["histogram_release_id"] != histogram
+    assert after["budget"]["epsilon_spent"] == pytest.approx(0.1 + 0.2 + 0.3 + 2 * 0.01)
