@@ -20,6 +20,10 @@ from sqlalchemy import Connection, Table
 # a million rows. Restored afterwards, so an idle connection keeps its small cache.
 SQLITE_UPLOAD_CACHE_KIB = 16 * 1024
 
+# Rows turned into Python tuples at a time: a batch's rows as tuples take several times the
+# memory of its columns, so they are made a slice at a time (the speed is the same).
+ROWS_PER_INSERT = 2048
+
 
 @contextmanager
 def bulk_writing(connection: Connection) -> Iterator[None]:
@@ -46,7 +50,9 @@ def insert_frame(connection: Connection, table: Table, frame: pl.DataFrame) -> N
             for name, dtype in frame.schema.items()
             if dtype == pl.Date
         )
-    insert_rows(connection, table, frame.columns, frame_rows(frame))
+    for offset in range(0, frame.height, ROWS_PER_INSERT):
+        rows = frame_rows(frame.slice(offset, ROWS_PER_INSERT))
+        insert_rows(connection, table, frame.columns, rows)
 
 
 def insert_rows(

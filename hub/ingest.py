@@ -169,7 +169,11 @@ class Ingestor:
                     def store(records: pl.DataFrame) -> None:
                         insert_frame(connection, table_rows, records)  # type: ignore[arg-type]
 
-                    writer: ThreadStage[pl.DataFrame] = ThreadStage(store, name="hub-store")
+                    # One batch queued per stage: deeper queues hold more batches in memory
+                    # (~20 MB each) without keeping the two cores any busier.
+                    writer: ThreadStage[pl.DataFrame] = ThreadStage(
+                        store, name="hub-store", depth=1
+                    )
 
                     def key(canonical: pl.DataFrame) -> None:
                         writer.submit(
@@ -178,7 +182,7 @@ class Ingestor:
                             )
                         )
 
-                    keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key")
+                    keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key", depth=1)
                     first_row = 2  # the header is spreadsheet row 1
                     try:
                         for batch in table.batches:
