@@ -7,7 +7,7 @@ validating and hashing them together. PostgreSQL gets ``COPY``; SQLite gets the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,8 +40,18 @@ def bulk_writing(connection: Connection) -> Iterator[None]:
         driver_connection.execute(f"PRAGMA cache_size = {int(previous)}")  # type: ignore[union-attr]
 
 
-def insert_frame(connection: Connection, table: Table, frame: pl.DataFrame) -> None:
-    """Insert every row of ``frame`` (columns named as ``table``'s) on ``connection``."""
+def insert_frame(
+    connection: Connection,
+    table: Table,
+    frame: pl.DataFrame,
+    *,
+    constants: Mapping[str, int | str] | None = None,
+) -> None:
+    """Insert every row of ``frame`` (columns named as ``table``'s) on ``connection``.
+
+    ``constants``: columns with the same value in every row (the upload, the dataset, the key
+    version), given once rather than as frame columns.
+    """
     if connection.dialect.name == "sqlite":
         # SQLAlchemy stores SQLite dates as ISO text; converting the whole column here spares
         # the driver's per-value Python date adapter.
@@ -52,23 +62,32 @@ def insert_frame(connection: Connection, table: Table, frame: pl.DataFrame) -> N
         )
     for offset in range(0, frame.height, ROWS_PER_INSERT):
         rows = frame_rows(frame.slice(offset, ROWS_PER_INSERT))
-        insert_rows(connection, table, frame.columns, rows)
+        insert_rows(connection, table, frame.columns, rows, constants=constants)
 
 
 def insert_rows(
-    connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    constants: Mapping[str, int | str] | None = None,
 ) -> None:
+    """Insert ``rows`` (values in ``columns`` order), each with the ``constants`` columns too."""
     if not rows:
         return
+    constants = constants or {}
     driver_connection = connection.connection.driver_connection
-    column_list = ", ".join(f'"{name}"' for name in columns)
+    column_list = ", ".join(f'"{name}"' for name in (*columns, *constants))
     if connection.dialect.name == "postgresql":
         statement = f'COPY "{table.name}" ({column_list}) FROM STDIN'
+        extra = tuple(constants.values())
         with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
             for row in rows:
-                copy.write_row(row)
+                copy.write_row(row + extra if extra else row)
         return
-    placeholders = ", ".join("?" for _ in columns)
+    # SQLite: constants are SQL literals, so no row carries or binds them.
+    placeholders = ", ".join([*("?" for _ in columns), *map(_sql_literal, constants.values())])
     cursor = driver_connection.cursor()  # type: ignore[union-attr]
     try:
         # Table and column names come from our own metadata, never from input.
@@ -76,6 +95,12 @@ def insert_rows(
         cursor.executemany(statement, rows)
     finally:
         cursor.close()
+
+
+def _sql_literal(value: int | str) -> str:
+    if isinstance(value, int):
+        return str(int(value))
+    return "'" + value.replace("'", "''") + "'"
 
 
 def frame_rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:

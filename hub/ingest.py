@@ -166,8 +166,14 @@ class Ingestor:
                 with bulk_writing(connection):
                     table_rows = RecordRow.__table__
 
+                    constants = {
+                        "upload_pk": upload_pk,
+                        "dataset": adapter.dataset,
+                        "key_version": pseudonymiser.key_version,
+                    }
+
                     def store(records: pl.DataFrame) -> None:
-                        insert_frame(connection, table_rows, records)  # type: ignore[arg-type]
+                        insert_frame(connection, table_rows, records, constants=constants)  # type: ignore[arg-type]
 
                     # One batch queued per stage: deeper queues hold more batches in memory
                     # (~20 MB each) without keeping the two cores any busier.
@@ -177,9 +183,7 @@ class Ingestor:
 
                     def key(canonical: pl.DataFrame) -> None:
                         writer.submit(
-                            self._records_with_keys(
-                                upload_pk, adapter, pseudonymiser, terms, canonical
-                            )
+                            self._records_with_keys(adapter, pseudonymiser, terms, canonical)
                         )
 
                     keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key", depth=1)
@@ -284,7 +288,6 @@ class Ingestor:
 
     @staticmethod
     def _records_with_keys(
-        upload_pk: int,
         adapter: Adapter,
         pseudonymiser: Pseudonymiser,
         terms: DatasetTerms,
@@ -293,20 +296,12 @@ class Ingestor:
         """The rows to store for one batch: generalised records with their packed match keys.
 
         ``frame`` is the canonical batch with raw identifiers; nothing of it but the digests
-        and the generalised values leaves this function.
+        and the generalised values leaves this function. The columns that are the same for
+        every row (upload, dataset, key version) are left to the insert.
         """
         keys = pack_match_keys(pseudonymiser.match_keys_hex(frame, adapter.dataset))
-        records = build_records(frame, terms, adapter)
-        return pl.concat(
-            [
-                records.select(pl.lit(upload_pk).alias("upload_pk"), pl.all()),
-                keys.select(
-                    pl.lit(pseudonymiser.key_version, dtype=pl.Int16).alias("key_version"),
-                    pl.all(),
-                ),
-            ],
-            how="horizontal",
-        )
+        records = build_records(frame, terms, adapter).drop("dataset")
+        return pl.concat([records, keys], how="horizontal")
 
     def _live_upload(
         self, connection: Connection, agreement_id: str, dataset: str, sha256: str
