@@ -24,6 +24,11 @@ or versions are unrelated):
   (:func:`anchor_link`), so a nameless record meets a person whose DOB and postcode came from
   different records. No anchor is stored for a value with only a few possible values (sex or
   year of birth alone), whose keyed hash a frequency count would undo.
+- name parts (``name_part_*``): keyed nickname-resolved forename + DOB + sex + one part of a
+  multi-part surname, for surnames recorded in part (:func:`name_part_link`).
+
+The encoder keeps a cache of keyed bit patterns (not of values) across calls; it is not
+thread-safe: use one encoder per ingest worker.
 
 Speed: the encoder is vectorised. HMACs run in Rust (polars-hash), once per *distinct*
 (field, year, bigram) and per distinct anchor message; bigrams come from polars string
@@ -64,6 +69,7 @@ from privacy.normalise import (
 )
 
 __all__ = [
+    "AGE_COLUMNS",
     "ANCHOR_COLUMNS",
     "ANCHOR_PASSES",
     "ANCHOR_PURPOSE",
