@@ -531,6 +531,15 @@ def anchor_cascade(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, l
     return lab, counts
 
 
+def _fingerprints(column: pl.Series) -> U64:
+    """64-bit fingerprints of a digest column: ``pl.Binary`` HMACs as the encoder gives them,
+    or ``pl.UInt64`` fingerprints already (what a store needs to keep: 8 bytes per token, read
+    like the match keys by :func:`privacy.linkage.stored.stored_fingerprints`); 0 = null."""
+    if column.dtype == pl.UInt64:
+        return np.ascontiguousarray(column.fill_null(0).to_numpy().astype(np.uint64))
+    return fingerprints(column)
+
+
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
@@ -546,7 +555,7 @@ def _combine(a: U64, b: U64) -> U64:
 def _cluster_values(records: pl.DataFrame, lab: I64, columns: tuple[str, ...]) -> pl.DataFrame:
     """Distinct (label, value) of the non-null fingerprints of ``columns``."""
     parts = [
-        pl.DataFrame({"label": lab, "v": fingerprints(records[c])})
+        pl.DataFrame({"label": lab, "v": _fingerprints(records[c])})
         for c in columns
         if c in records.columns
     ]
@@ -587,12 +596,12 @@ def anchor_link(
     named[lab[records["bloom_named"].fill_null(False).to_numpy()]] = True
     eligible = ~named
     if anchor_pass.nameless_without and anchor_pass.nameless_without in records.columns:
-        has = records[anchor_pass.nameless_without].is_not_null().to_numpy()
+        has = _fingerprints(records[anchor_pass.nameless_without]) != 0
         eligible[lab[has]] = False
     strong_parts = []
     for space in STRONG_SPACES:
         if space in records.columns:
-            fp = fingerprints(records[space])
+            fp = _fingerprints(records[space])
             keep = fp != 0
             strong_parts.append(
                 pl.DataFrame(
@@ -721,7 +730,7 @@ def name_part_link(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, i
     )
     if pairs.height == 0:
         return lab, 0
-    strong = [fingerprints(records[c]) if c in records.columns else None for c in STRONG_SPACES]
+    strong = [_fingerprints(records[c]) if c in records.columns else None for c in STRONG_SPACES]
     upload = records["upload"].cast(pl.String).cast(pl.Categorical).to_physical().to_numpy()
     facts = pl.DataFrame({"label": lab, "u": upload.astype(np.int64)}).with_columns(
         *[pl.Series(s, fp) for s, fp in zip(STRONG_SPACES, strong, strict=True) if fp is not None]
@@ -770,11 +779,11 @@ def bloom_link(
     base = pl.DataFrame(
         {
             "i": np.arange(n, dtype=np.int64),
-            "block": records["bloom_block"],
+            "block": _fingerprints(records["bloom_block"]),
             "ok": records[column].is_not_null(),
             "label": lab,
         }
-    ).filter(pl.col("block").is_not_null() & pl.col("ok"))
+    ).filter((pl.col("block") != 0) & pl.col("ok"))
     pairs = (
         base.join(base, on="block", suffix="_r")
         .filter((pl.col("i") < pl.col("i_r")) & (pl.col("label") != pl.col("label_r")))
@@ -797,7 +806,7 @@ def bloom_link(
     keep = scores >= threshold
     left, right, scores = left[keep], right[keep], scores[keep]
     # cluster facts for the guards
-    strong = [fingerprints(records[c]) if c in records.columns else None for c in STRONG_SPACES]
+    strong = [_fingerprints(records[c]) if c in records.columns else None for c in STRONG_SPACES]
     upload_codes = records["upload"].cast(pl.String).cast(pl.Categorical).to_physical().to_numpy()
     cluster_uploads: dict[int, set[int]] = {}
     cluster_strong: dict[int, list[set[int]]] = {}

@@ -483,3 +483,23 @@ def test_a_partly_recorded_double_barrelled_surname_links_on_its_keyed_part() ->
     same_upload = pl.concat([upload("p", [full, part], dataset="p")])
     labels, joined = name_part_link(same_upload, np.arange(2))
     assert labels[0] != labels[1] and joined == 0
+
+
+def test_stages_accept_8_byte_fingerprints_in_place_of_the_token_digests() -> None:
+    from privacy.linkage.cascade import fingerprints
+
+    named = person("Amara", "Scott-Okafor", local_id="1")
+    part = person("Amara", "Okafor", postcode="N1 9GU", local_id="2")
+    nameless = person(None, None, sex=None)
+    records = pl.concat(
+        [upload("p", [named], dataset="p"), upload("q", [part], dataset="q"),
+         upload("ae", [nameless], dataset="ae")]
+    )
+    tokens = [
+        c for c in records.columns if c.startswith(("anchor_", "name_part_", "nhs", "bloom_block"))
+    ]
+    stored = records.with_columns(pl.Series(c, fingerprints(records[c])) for c in tokens)
+    expected = anchor_cascade(records, bloom_cascade(records, np.arange(3))[0])
+    got = anchor_cascade(stored, bloom_cascade(stored, np.arange(3))[0])
+    assert expected[0].tolist() == got[0].tolist() and expected[1] == got[1]
+    assert len(set(got[0].tolist())) == 1
