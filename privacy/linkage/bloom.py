@@ -371,20 +371,36 @@ class BloomEncoder:
                 return frame.get_column(name).cast(dtype)
             return pl.Series(name, [None] * frame.height, dtype=dtype)
 
+        # the Unicode/regex normalisation runs once per distinct raw name; the derived forms
+        # (first forename, its nickname-resolved form, compact surname, surname parts) come
+        # from the normalised text
+        forename = _distinct_map(col("forename", pl.String), name_expr).alias("f")
+        surname = _distinct_map(col("surname", pl.String), name_expr).alias("s")
+        names = pl.DataFrame([forename, surname]).select(
+            first_forename_expr(pl.col("f")).alias("forename"),
+            surname_compact_expr(pl.col("s")).alias("surname"),
+            pl.col("s").alias("surname_parts"),
+        )
+        first_names = names["forename"].alias("raw")
+        names = names.with_columns(
+            first_names.to_frame()
+            .join(
+                first_names.drop_nulls().unique().to_frame().with_columns(
+                    canonical_forename_expr(pl.col("raw")).alias("c")
+                ),
+                on="raw",
+                how="left",
+                maintain_order="left",
+            )["c"]
+            .alias("canonical_forename")
+        )
         norm = pl.DataFrame(
             {
-                "forename": _distinct_map(
-                    col("forename", pl.String), lambda e: first_forename_expr(name_expr(e))
-                ),
-                "surname": _distinct_map(
-                    col("surname", pl.String), lambda e: surname_compact_expr(name_expr(e))
-                ),
+                "forename": names["forename"],
+                "surname": names["surname"],
                 "postcode": _distinct_map(col("postcode", pl.String), postcode_expr),
-                "surname_parts": _distinct_map(col("surname", pl.String), name_expr),
-                "canonical_forename": _distinct_map(
-                    col("forename", pl.String),
-                    lambda e: canonical_forename_expr(first_forename_expr(name_expr(e))),
-                ),
+                "surname_parts": names["surname_parts"],
+                "canonical_forename": names["canonical_forename"],
                 "dob": col("date_of_birth", pl.Date),
                 "sex": col("sex", pl.String),
                 "event": col("event_date", pl.Date),
@@ -458,13 +474,16 @@ class BloomEncoder:
                 for i in range(NAME_PARTS)
             ],
         ).collect()
+        # one HMAC pass over the distinct messages of all anchor columns (each message starts
+        # with its column's label, so columns never share a digest), one for the block key
+        anchors = messages.drop("bloom_block")
+        stacked = self._hmac(
+            pl.concat([anchors[c] for c in anchors.columns]), self._anchor_key, "h"
+        )
+        n = frame.height
         keyed = [
-            self._hmac(
-                messages[name],
-                self._block_key if name == "bloom_block" else self._anchor_key,
-                name,
-            )
-            for name in messages.columns
+            self._hmac(messages["bloom_block"], self._block_key, "bloom_block"),
+            *[stacked.slice(i * n, n).alias(c) for i, c in enumerate(anchors.columns)],
         ]
         named = norm.select(
             (pl.col("forename").is_not_null() | pl.col("surname").is_not_null()).alias(
