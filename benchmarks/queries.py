@@ -22,6 +22,7 @@ Usage: ``python -m benchmarks.queries --rows 1000000,10000000 --backends sqlite,
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -39,7 +40,7 @@ from hub.audit import SYSTEM
 from hub.bulk import insert_rows
 from hub.db import make_engine, upgrade_database
 from hub.dimensions import first_masks
-from hub.models import RecordPersonRow, RecordRow, UploadRow
+from hub.models import DimensionValueRow, RecordPersonRow, RecordRow, UploadRow
 from hub.queries import (
     BOUND_SHARE,
     MAX_ROWS,
@@ -98,6 +99,7 @@ def load(engine: Engine, data: dict[str, np.ndarray]) -> None:
             "releases",
             "budget_spends",
             "query_budgets",
+            "dimension_values",
         ):
             # PostgreSQL: TRUNCATE leaves no dead rows behind from an earlier size
             verb = "TRUNCATE TABLE {} CASCADE" if pg else "DELETE FROM {}"
@@ -152,7 +154,21 @@ def load(engine: Engine, data: dict[str, np.ndarray]) -> None:
         "first_mask",
     ]
     masks = query_facts_masks(data)
-    months = [d.isoformat()[:7] for d in days]
+    month_names = sorted({d.isoformat()[:7] for d in days})
+    month_code = [month_names.index(d.isoformat()[:7]) + 1 for d in days]
+    dictionary = [
+        *(("borough", v, i + 1) for i, v in enumerate(BOROUGHS)),
+        *(("month", v, i + 1) for i, v in enumerate(month_names)),
+        *(("sex", v, i + 1) for i, v in enumerate(SEXES)),
+        *(("age_band", v, i + 1) for i, v in enumerate(BANDS)),
+    ]
+    with engine.begin() as connection:
+        insert_rows(
+            connection,
+            DimensionValueRow.__table__,  # type: ignore[arg-type]
+            ["dimension", "value", "code"],
+            dictionary,
+        )
     for lo in range(0, rows, CHUNK):
         hi = min(lo + CHUNK, rows)
         idx = range(lo, hi)
@@ -177,10 +193,10 @@ def load(engine: Engine, data: dict[str, np.ndarray]) -> None:
                 None,
                 r,
                 day_values[d],
-                months[d],
-                BOROUGHS[b],
-                SEXES[s],
-                BANDS[a],
+                month_code[d],
+                b + 1,
+                s + 1,
+                a + 1,
                 m,
             )
             for i, p, r, d, b, s, a, m in zip(
@@ -448,7 +464,7 @@ def main() -> None:
         odp = [opendp_polars(frame, keys, k) for _ in range(args.odp_repeats)]
         print("opendp polars", odp, flush=True)
         err = errors(data)
-        body = report(rows, results, err, statistics.median(odp), k)
+        body = report(rows, results, err, statistics.median(odp) if odp else math.nan, k)
         print(body, flush=True)
         bodies.append(f"### {rows:,} linked rows\n\n{body}")
         del data, frame, results

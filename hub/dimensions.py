@@ -26,10 +26,14 @@ records; those group by person in SQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import polars as pl
+from sqlalchemy import Connection, select
+
+from hub.bulk import insert_rows
+from hub.models import DimensionValueRow
 
 DIMENSIONS: tuple[str, ...] = ("borough", "month", "sex", "age_band", "offence_group", "weapon")
 """Every query dimension, in the order that numbers the bits of ``first_mask``."""
@@ -135,3 +139,79 @@ def first_masks(frame: pl.DataFrame, *, partition: list[str], rank: str) -> pl.S
     result = np.empty_like(mask)
     result[at] = mask
     return pl.Series("first_mask", result.view(np.int64))
+
+
+# --- codes: record_persons stores each dimension's value as a small integer ---------------------
+
+MAX_CODE = 32_767  # SMALLINT
+Codes = dict[str, dict[str, int]]
+"""dimension -> value -> code"""
+
+
+class TooManyValues(ValueError):
+    """A dimension has more distinct values than a SMALLINT code can hold."""
+
+
+def load_codes(connection: Connection) -> Codes:
+    codes: Codes = {name: {} for name in DIMENSIONS}
+    for dimension, value, code in connection.execute(
+        select(DimensionValueRow.dimension, DimensionValueRow.value, DimensionValueRow.code)
+    ):
+        codes.setdefault(dimension, {})[value] = int(code)
+    return codes
+
+
+def encode(connection: Connection, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with every ``DIMENSIONS`` column (text) replaced by its code (Int16), assigning
+    and storing codes for values seen for the first time (in the caller's transaction; one
+    linkage service writes per database)."""
+    codes = load_codes(connection)
+    new_rows: list[tuple[str, str, int]] = []
+    for name in DIMENSIONS:
+        known = codes[name]
+        seen = frame.get_column(name).cast(pl.String).drop_nulls().unique().sort().to_list()
+        for value in seen:
+            if value not in known:
+                code = max(known.values(), default=0) + 1
+                if code > MAX_CODE:
+                    raise TooManyValues(f"dimension {name} has more than {MAX_CODE} values")
+                known[value] = code
+                new_rows.append((name, value, code))
+    if new_rows:
+        insert_rows(
+            connection,
+            DimensionValueRow.__table__,  # type: ignore[arg-type]
+            ["dimension", "value", "code"],
+            new_rows,
+        )
+    return frame.with_columns(
+        pl.col(name)
+        .cast(pl.String)
+        .replace_strict(codes[name], default=None, return_dtype=pl.Int16)
+        .alias(name)
+        for name in DIMENSIONS
+    )
+
+
+def codes_of(
+    codes: Mapping[str, Mapping[str, int]], dimension: str, values: Sequence[str]
+) -> list[int]:
+    """The codes of ``values`` (a value never stored has no code: no record has it)."""
+    known = codes.get(dimension, {})
+    return [known[v] for v in values if v in known]
+
+
+def decode(
+    codes: Mapping[str, Mapping[str, int]], frame: pl.DataFrame, names: Sequence[str]
+) -> pl.DataFrame:
+    """``frame`` with the code columns ``names`` turned back into their values (text)."""
+    return frame.with_columns(
+        pl.col(name)
+        .replace_strict(
+            {code: value for value, code in codes.get(name, {}).items()},
+            default=None,
+            return_dtype=pl.String,
+        )
+        .alias(name)
+        for name in names
+    )

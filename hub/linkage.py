@@ -36,7 +36,14 @@ import polars as pl
 from sqlalchemy import Connection, Engine, and_, delete, func, select
 
 from hub.bulk import insert_rows
-from hub.dimensions import ATTRIBUTE_FIELDS, DIMENSIONS, MONTH, RECORD_COLUMNS, first_masks
+from hub.dimensions import (
+    ATTRIBUTE_FIELDS,
+    DIMENSIONS,
+    MONTH,
+    RECORD_COLUMNS,
+    encode,
+    first_masks,
+)
 from hub.logs import describe_error
 from hub.models import PersonRow, RecordPersonRow, RecordRow, UploadRow
 from hub.registry import AgreementRegistry
@@ -504,6 +511,7 @@ class LinkageService:
                     )
             for chunk in _chunks(touched_persons):
                 connection.execute(delete(PersonRow).where(PersonRow.person_id.in_(chunk)))
+            new_rows = encode(connection, new_rows)  # dimension values -> their codes
             for part in new_rows.iter_slices(_READ_ROWS):  # bounded memory for big links
                 insert_rows(
                     connection,

@@ -154,7 +154,9 @@ class RecordPersonRow(Base):
     It is also the table DP counts read: the record's event date and its value of every query
     dimension (``hub.dimensions``) are copied here, with ``first_mask`` (which dimension sets
     the record is its person's lowest-ranked record for), so a count needs no join and no
-    grouping by person. Written only by the linkage service."""
+    grouping by person. Dimension values are stored as small codes (``DimensionValueRow``):
+    PostgreSQL groups 10 million rows by integers about twice as fast as by text. Written only
+    by the linkage service."""
 
     __tablename__ = "record_persons"
     __table_args__ = (
@@ -174,16 +176,30 @@ class RecordPersonRow(Base):
     rank_in_dataset: Mapped[int] = mapped_column(Integer)
     first_mask: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     event_date: Mapped[date | None] = mapped_column(Date, nullable=True)
-    month: Mapped[str | None] = mapped_column(String(7), nullable=True)
-    borough: Mapped[str | None] = mapped_column(String(9), nullable=True)
-    sex: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    age_band: Mapped[str | None] = mapped_column(String(8), nullable=True)
-    offence_group: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    weapon: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    month: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    borough: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    sex: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    age_band: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    offence_group: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    weapon: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     link_level: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     dataset: Mapped[str] = mapped_column(String(64))
     person_id: Mapped[str] = mapped_column(String(32))
     link_key: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class DimensionValueRow(Base):
+    """The code of each value of a query dimension in ``record_persons`` (e.g. borough
+    E09000001 -> 1). Values are categories from the extracts' code lists (boroughs, months,
+    sex, age bands, offence groups, weapons), never identifiers; codes are assigned by the
+    linkage service as values first appear, and never change."""
+
+    __tablename__ = "dimension_values"
+    __table_args__ = (UniqueConstraint("dimension", "code", name="uq_dimension_values_code"),)
+
+    dimension: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(100), primary_key=True)
+    code: Mapped[int] = mapped_column(SmallInteger)
 
 
 class QueryBudgetRow(Base):

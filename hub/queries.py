@@ -393,8 +393,12 @@ def shift_days(column: ColumnElement[Any], days: int, dialect: str) -> ColumnEle
     return func.date(column, f"{days:+d} days")
 
 
-def _filters(filters: Sequence[Filter], facts: Any) -> list[ColumnElement[bool]]:
-    return [facts.c[f.dimension].in_(list(f.values)) for f in filters]
+def _filters(
+    filters: Sequence[Filter], facts: Any, codes: dimensions.Codes
+) -> list[ColumnElement[bool]]:
+    return [
+        facts.c[f.dimension].in_(dimensions.codes_of(codes, f.dimension, f.values)) for f in filters
+    ]
 
 
 def _live_uploads(agreement_id: str, dataset: str) -> Any:
@@ -405,7 +409,9 @@ def _live_uploads(agreement_id: str, dataset: str) -> Any:
     )
 
 
-def _linkage(condition: LinkageCondition, agreement_id: str, dialect: str) -> ColumnElement[bool]:
+def _linkage(
+    condition: LinkageCondition, agreement_id: str, dialect: str, codes: dimensions.Codes
+) -> ColumnElement[bool]:
     """EXISTS a record of the same person in ``condition.dataset`` (live, this agreement),
     within the date window around the query record's event date."""
     other = _RP.alias("lrp")
@@ -418,7 +424,7 @@ def _linkage(condition: LinkageCondition, agreement_id: str, dialect: str) -> Co
         after = condition.days_after or 0
         where.append(other.c.event_date >= shift_days(_RP.c.event_date, -before, dialect))
         where.append(other.c.event_date <= shift_days(_RP.c.event_date, after, dialect))
-    where += _filters(condition.filters, other)
+    where += _filters(condition.filters, other, codes)
     found = exists(select(literal(1)).select_from(other).where(*where))
     return found if condition.appears else not_(found)
 
@@ -431,7 +437,9 @@ def _value(p: Plan) -> ColumnElement[Any]:
     return case((raw < lo, lo), (raw > hi, hi), else_=raw)
 
 
-def _population(p: Plan, dialect: str) -> tuple[Any, list[ColumnElement[bool]]]:
+def _population(
+    p: Plan, dialect: str, codes: dimensions.Codes
+) -> tuple[Any, list[ColumnElement[bool]]]:
     """FROM and WHERE of the query's records (before the contribution bound): the query facts
     in ``record_persons``, joined to ``records`` only when a measure needs an attribute."""
     q = p.query
@@ -442,8 +450,8 @@ def _population(p: Plan, dialect: str) -> tuple[Any, list[ColumnElement[bool]]]:
     if q.attribute is not None:
         source = _RP.join(_R, and_(_R.c.upload_pk == _RP.c.upload_pk, _R.c.row == _RP.c.row))
         where.append(_R.c.attributes[q.attribute].as_string().is_not(None))
-    where += _filters(q.filters, _RP)
-    where += [_linkage(c, p.agreement.id, dialect) for c in q.linkage]
+    where += _filters(q.filters, _RP, codes)
+    where += [_linkage(c, p.agreement.id, dialect, codes) for c in q.linkage]
     return source, where
 
 
@@ -479,7 +487,7 @@ def rank_histogram(connection: Connection, p: Plan) -> dict[int, int]:
     first m records (by rank) keeps all of that person's records in the query. One value per
     person, so removing a person changes one entry (d_in = 1 for the DP quantile)."""
     _tune(connection)
-    source, where = _population(p, connection.dialect.name)
+    source, where = _population(p, connection.dialect.name, dimensions.load_codes(connection))
     per_person = (
         select(func.max(_RP.c.rank_in_dataset).label("m"))
         .select_from(source)
@@ -499,7 +507,8 @@ def bounded_table(connection: Connection, p: Plan, bound: int) -> pl.DataFrame:
     q = p.query
     dialect = connection.dialect.name
     _tune(connection)
-    source, where = _population(p, dialect)
+    codes = dimensions.load_codes(connection)
+    source, where = _population(p, dialect, codes)
     where = [*where, _RP.c.rank_in_dataset <= bound]
     dims = [_RP.c[d].label(d) for d in q.group_by]
     first_in_cell = _first_in_cell(p)
@@ -552,7 +561,8 @@ def bounded_table(connection: Connection, p: Plan, bound: int) -> pl.DataFrame:
         [tuple(r) for r in rows], schema=columns, orient="row", infer_schema_length=None
     )
     for d in q.group_by:
-        frame = frame.with_columns(pl.col(d).cast(pl.String))
+        frame = frame.with_columns(pl.col(d).cast(pl.Int16))
+    frame = dimensions.decode(codes, frame, q.group_by)
     if not q.group_by:
         frame = frame.with_columns(pl.lit("all").alias(TOTAL))
     # Records whose dimension is missing or outside the public key set are not counted.

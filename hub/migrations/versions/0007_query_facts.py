@@ -1,5 +1,6 @@
-"""query facts: record_persons also holds each record's event date, dimension values and
-first-in-cell marks, so DP counts read one table (issue 5)
+"""query facts: record_persons also holds each record's event date, dimension values (as codes
+from the new dimension_values table) and first-in-cell marks, so DP counts read one table
+(issue 5)
 
 The table is rebuilt rather than altered so that the columns a count reads come first, the
 fixed-width ones before the text ones: PostgreSQL and SQLite decode a row's columns in order,
@@ -59,12 +60,10 @@ def _facts() -> list[sa.Column]:  # type: ignore[type-arg]
     return [
         sa.Column("first_mask", sa.BigInteger(), nullable=True),
         sa.Column("event_date", sa.Date(), nullable=True),
-        sa.Column("month", sa.String(length=7), nullable=True),
-        sa.Column("borough", sa.String(length=9), nullable=True),
-        sa.Column("sex", sa.String(length=16), nullable=True),
-        sa.Column("age_band", sa.String(length=8), nullable=True),
-        sa.Column("offence_group", sa.String(length=100), nullable=True),
-        sa.Column("weapon", sa.String(length=100), nullable=True),
+        *(
+            sa.Column(name, sa.SmallInteger(), nullable=True)
+            for name in ("month", "borough", "sex", "age_band", "offence_group", "weapon")
+        ),
     ]
 
 
@@ -80,8 +79,17 @@ def _rebuild(*facts: sa.Column) -> None:  # type: ignore[type-arg]
 
 
 def upgrade() -> None:
+    op.create_table(
+        "dimension_values",
+        sa.Column("dimension", sa.String(length=32), nullable=False),
+        sa.Column("value", sa.String(length=100), nullable=False),
+        sa.Column("code", sa.SmallInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("dimension", "value", name="pk_dimension_values"),
+        sa.UniqueConstraint("dimension", "code", name="uq_dimension_values_code"),
+    )
     _rebuild(*_facts())
 
 
 def downgrade() -> None:
     _rebuild()
+    op.drop_table("dimension_values")
