@@ -401,30 +401,44 @@ def _filters(
     ]
 
 
-def _live_uploads(agreement_id: str, dataset: str) -> Any:
-    """The agreement's live uploads of ``dataset`` (a handful of rows: filtering records by
-    upload is cheaper than comparing each record's dataset name)."""
-    return select(_U.c.id).where(
-        _U.c.agreement_id == agreement_id, _U.c.dataset == dataset, _U.c.live == 1
-    )
+@dataclass(frozen=True)
+class _Context:
+    """What a statement needs from the database before it is built: the dimension codes, and
+    the agreement's live uploads per dataset (as a literal list, the uploads filter is one
+    comparison per row in the scan, not a join)."""
+
+    codes: dimensions.Codes
+    uploads: dict[str, list[int]]
+    dialect: str
 
 
-def _linkage(
-    condition: LinkageCondition, agreement_id: str, dialect: str, codes: dimensions.Codes
-) -> ColumnElement[bool]:
+def _context(connection: Connection, p: Plan) -> _Context:
+    datasets = sorted({p.query.dataset, *(c.dataset for c in p.query.linkage)})
+    uploads: dict[str, list[int]] = {d: [] for d in datasets}
+    for pk, dataset in connection.execute(
+        select(_U.c.id, _U.c.dataset).where(
+            _U.c.agreement_id == p.agreement.id, _U.c.dataset.in_(datasets), _U.c.live == 1
+        )
+    ):
+        uploads[dataset].append(int(pk))
+    return _Context(dimensions.load_codes(connection), uploads, connection.dialect.name)
+
+
+def _linkage(condition: LinkageCondition, context: _Context) -> ColumnElement[bool]:
     """EXISTS a record of the same person in ``condition.dataset`` (live, this agreement),
     within the date window around the query record's event date."""
     other = _RP.alias("lrp")
     where: list[ColumnElement[bool]] = [
         other.c.person_id == _RP.c.person_id,
-        other.c.upload_pk.in_(_live_uploads(agreement_id, condition.dataset)),
+        other.c.upload_pk.in_(context.uploads[condition.dataset]),
     ]
     if condition.days_before is not None or condition.days_after is not None:
         before = condition.days_before or 0
         after = condition.days_after or 0
+        dialect = context.dialect
         where.append(other.c.event_date >= shift_days(_RP.c.event_date, -before, dialect))
         where.append(other.c.event_date <= shift_days(_RP.c.event_date, after, dialect))
-    where += _filters(condition.filters, other, codes)
+    where += _filters(condition.filters, other, context.codes)
     found = exists(select(literal(1)).select_from(other).where(*where))
     return found if condition.appears else not_(found)
 
@@ -437,21 +451,17 @@ def _value(p: Plan) -> ColumnElement[Any]:
     return case((raw < lo, lo), (raw > hi, hi), else_=raw)
 
 
-def _population(
-    p: Plan, dialect: str, codes: dimensions.Codes
-) -> tuple[Any, list[ColumnElement[bool]]]:
+def _population(p: Plan, context: _Context) -> tuple[Any, list[ColumnElement[bool]]]:
     """FROM and WHERE of the query's records (before the contribution bound): the query facts
     in ``record_persons``, joined to ``records`` only when a measure needs an attribute."""
     q = p.query
-    where: list[ColumnElement[bool]] = [
-        _RP.c.upload_pk.in_(_live_uploads(p.agreement.id, q.dataset))
-    ]
+    where: list[ColumnElement[bool]] = [_RP.c.upload_pk.in_(context.uploads[q.dataset])]
     source: Any = _RP
     if q.attribute is not None:
         source = _RP.join(_R, and_(_R.c.upload_pk == _RP.c.upload_pk, _R.c.row == _RP.c.row))
         where.append(_R.c.attributes[q.attribute].as_string().is_not(None))
-    where += _filters(q.filters, _RP, codes)
-    where += [_linkage(c, p.agreement.id, dialect, codes) for c in q.linkage]
+    where += _filters(q.filters, _RP, context.codes)
+    where += [_linkage(c, context) for c in q.linkage]
     return source, where
 
 
@@ -487,7 +497,7 @@ def rank_histogram(connection: Connection, p: Plan) -> dict[int, int]:
     first m records (by rank) keeps all of that person's records in the query. One value per
     person, so removing a person changes one entry (d_in = 1 for the DP quantile)."""
     _tune(connection)
-    source, where = _population(p, connection.dialect.name, dimensions.load_codes(connection))
+    source, where = _population(p, _context(connection, p))
     per_person = (
         select(func.max(_RP.c.rank_in_dataset).label("m"))
         .select_from(source)
@@ -505,10 +515,9 @@ def bounded_table(connection: Connection, p: Plan, bound: int) -> pl.DataFrame:
     Columns: the key columns and ``value`` (counts, sums), or ``sum`` and ``count`` (mean), or
     ``value`` and ``n`` (quantile: records per clamped whole value, expanded in Python)."""
     q = p.query
-    dialect = connection.dialect.name
     _tune(connection)
-    codes = dimensions.load_codes(connection)
-    source, where = _population(p, dialect, codes)
+    context = _context(connection, p)
+    source, where = _population(p, context)
     where = [*where, _RP.c.rank_in_dataset <= bound]
     dims = [_RP.c[d].label(d) for d in q.group_by]
     first_in_cell = _first_in_cell(p)
@@ -562,7 +571,7 @@ def bounded_table(connection: Connection, p: Plan, bound: int) -> pl.DataFrame:
     )
     for d in q.group_by:
         frame = frame.with_columns(pl.col(d).cast(pl.Int16))
-    frame = dimensions.decode(codes, frame, q.group_by)
+    frame = dimensions.decode(context.codes, frame, q.group_by)
     if not q.group_by:
         frame = frame.with_columns(pl.lit("all").alias(TOTAL))
     # Records whose dimension is missing or outside the public key set are not counted.
