@@ -79,16 +79,16 @@ class PeakRSS:
 
 
 def cpu_until_idle(pid: int, *, limit: float = 60.0) -> float:
-    """CPU seconds ``pid`` spends from now until it goes idle: the work an upload leaves
-    running after its receipt (SQLite's WAL checkpoint, on a background thread)."""
+    """CPU seconds ``pid`` spends from now until it goes idle (two quiet seconds running): the
+    work an upload leaves running after its receipt (SQLite's WAL checkpoint, on a thread)."""
     process = psutil.Process(pid)
     start = last = sum(process.cpu_times()[:2])
+    quiet = 0
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
+    while quiet < 2 and time.monotonic() < deadline:
+        time.sleep(1.0)
         now = sum(process.cpu_times()[:2])
-        if now - last < 0.02:
-            break
+        quiet = quiet + 1 if now - last < 0.05 else 0
         last = now
     return float(last - start)
 
