@@ -996,13 +996,7 @@ class QueryService:
     ) -> None:
         """Under the budget lock: 409 with what is left unless the budget can pay ``epsilon``."""
         now_spent = spent(connection, organisation, p.agreement.id, p.period)
-        decision = budget.decide(now_spent, Spend(epsilon, 0.0), p.cap, period=p.period)
-        if not decision.allowed:
-            raise BudgetExhausted(
-                "budget_exhausted",
-                decision.message[0].upper() + decision.message[1:] + ".",
-                details=self._budget_details(p, organisation, now_spent),
-            )
+        self._refuse_unless_fits(now_spent, epsilon, p, organisation)
 
     def _budget_details(self, p: Plan, organisation: str, s: Spend) -> dict[str, Any]:
         return Budget(organisation, p.agreement.id, p.period, p.cap, s).describe()

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from hub.api.app import create_app
 from hub.demo import DEMO_MONTHS, DEMO_START
+from hub.models import UploadRow
 from hub.services import Hub
 from tests.conftest import Tokens
 
@@ -32,6 +34,16 @@ def load_demo(hub: Hub, directory: Path, scale: float = 0.02) -> None:
                 handle, filename=path.name, agreement=agreement, dataset=dataset
             )
         hub.linkage.link_upload(receipt["upload_id"])
+
+
+def withdraw_dataset(hub: Hub, dataset: str) -> None:
+    """Withdraw the demo upload of ``dataset`` and re-link the persons it touched."""
+    with hub.engine.connect() as connection:
+        upload_id = connection.execute(
+            select(UploadRow.upload_id).where(UploadRow.dataset == dataset)
+        ).scalar_one()
+    hub.ingestor.withdraw(upload_id)
+    hub.linkage.after_withdrawal(upload_id)
 
 
 @pytest.fixture

@@ -45,9 +45,7 @@ def test_fifty_identical_queries_from_two_processes_spend_once(
     with hub.engine.connect() as connection:
         stored = set(connection.execute(select(ReleaseRow.release_id)).scalars())
         assert stored == releases | {histogram_id}  # one release, one histogram
-        spent = connection.execute(
-            select(BudgetSpendRow.release_id, BudgetSpendRow.epsilon)
-        ).all()
+        spent = connection.execute(select(BudgetSpendRow.release_id, BudgetSpendRow.epsilon)).all()
         histogram_epsilon = 0.02 * 0.5  # BOUND_SHARE of the agreement's per-query cap
         assert sorted(spent, key=lambda s: s[1]) == [
             (histogram_id, pytest.approx(histogram_epsilon)),

@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from hub.models import AgreementRow, AuditEventRow, BudgetSpendRow, ReleaseRow, UploadRow
+from hub.models import AgreementRow, AuditEventRow, BudgetSpendRow, ReleaseRow
 from hub.services import Hub
 from tests.conftest import Tokens
-from tests.queries.conftest import AGREEMENT, RECIPIENT, body
+from tests.queries.conftest import AGREEMENT, RECIPIENT, body, withdraw_dataset
 
 
 def spends(hub: Hub) -> list[tuple[float, str | None]]:
@@ -256,8 +256,7 @@ def test_an_exhausted_budget_is_refused_saying_what_is_left(
     response = api.post("/v1/queries", json=body(epsilon=0.185, **male), headers=analyst)
     assert response.status_code == 409 and "0.195" in response.json()["error"]["message"]
     assert (
-        api.post("/v1/queries", json=body(epsilon=0.18, **male), headers=analyst).status_code
-        == 200
+        api.post("/v1/queries", json=body(epsilon=0.18, **male), headers=analyst).status_code == 200
     )
     # the stored release is still free
     assert api.post("/v1/queries", json=body(epsilon=0.3), headers=analyst).json()["repeated"]
@@ -274,12 +273,7 @@ def test_a_changed_upload_set_gets_a_new_histogram(
     same = api.post("/v1/queries", json=body(epsilon=0.2), headers=analyst).json()
     histogram = first["contribution_bound"]["histogram_release_id"]
     assert same["contribution_bound"]["histogram_release_id"] == histogram
-    with demo_hub.engine.connect() as connection:
-        police = connection.execute(
-            select(UploadRow.upload_id).where(UploadRow.dataset == "police_violence_offences")
-        ).scalar_one()
-    demo_hub.ingestor.withdraw(police)
-    demo_hub.linkage.after_withdrawal(police)
+    withdraw_dataset(demo_hub, "police_violence_offences")
     after = api.post("/v1/queries", json=body(epsilon=0.3), headers=analyst).json()
     assert after["contribution_bound"]["histogram_release_id"] != histogram
     assert after["budget"]["epsilon_spent"] == pytest.approx(0.1 + 0.2 + 0.3 + 2 * 0.01)

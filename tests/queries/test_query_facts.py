@@ -15,11 +15,11 @@ from sqlalchemy import select, text, update
 
 from hub.dimensions import ATTRIBUTE_FIELDS
 from hub.linkage import LinkageService
-from hub.models import RecordPersonRow, UploadRow
+from hub.models import RecordPersonRow
 from hub.queries import bounded_table, plan
 from hub.services import Hub
 from privacy.dp.budget import Filter, LinkageCondition, Query
-from tests.queries.conftest import AGREEMENT, POLICE
+from tests.queries.conftest import AGREEMENT, POLICE, withdraw_dataset
 
 TODAY = date(2026, 6, 1)
 RAW = text(
@@ -117,12 +117,7 @@ def test_counts_stay_exact_after_a_withdrawal_and_for_rows_stored_before_the_fac
 ) -> None:
     q = count_query(group_by=("borough", "month"))
     ae = count_query("ae_istv_assaults", group_by=("weapon",))
-    with demo_hub.engine.connect() as connection:
-        upload_id = connection.execute(
-            select(UploadRow.upload_id).where(UploadRow.dataset == "school_exclusions")
-        ).scalar_one()
-    demo_hub.ingestor.withdraw(upload_id)
-    demo_hub.linkage.after_withdrawal(upload_id)
+    withdraw_dataset(demo_hub, "school_exclusions")
     for query in (q, ae):
         records = raw_records(demo_hub, query.dataset)
         assert released_counts(demo_hub, query, 3) == distinct_persons(records, query, 3)
