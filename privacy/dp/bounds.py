@@ -1,12 +1,13 @@
 """Choose the rows-per-person bound from the data with a small, accounted part of the budget.
 
-Input everywhere: a histogram ``{k: number of persons with k rows}`` for the query's population,
-with k capped at a public maximum (persons with more rows are counted at the maximum).
-Removing one person removes one entry of the underlying vector of rows-per-person, so the DP
-quantile of that vector has d_in = 1 under the symmetric distance.
+Input: a histogram ``{k: number of persons with k rows}`` for the query's population, with k
+capped at a public maximum (persons with more rows are counted in the last bin). Each person is
+in exactly one bin, so adding or removing a person moves one bin by 1 (l1 sensitivity 1):
+``release_rows_histogram`` releases it with discrete Laplace noise, and ``count_bound`` and
+``quantile_bound`` choose a bound from that release (post-processing).
 
-``dropped_records``, ``bias_and_noise`` and ``best_fixed_bound`` read true data: they are for the
-benchmark and report computed inside the hub, and are never released.
+``dropped_records``, ``bias_and_noise`` and ``best_fixed_bound`` read true data: they are for
+benchmarks and reports computed inside the hub, and are never released.
 """
 
 from __future__ import annotations
@@ -15,25 +16,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
 from privacy.dp import accuracy, mechanisms
-from privacy.dp import opendp_core as dp
 
 
 class BoundError(ValueError):
     """A histogram or parameter the bound chooser cannot use."""
-
-
-@dataclass(frozen=True)
-class BoundChoice:
-    """The chosen bound (a public candidate) and the privacy it cost."""
-
-    bound: int
-    epsilon_spent: float
-    quantile: float
-    max_rows: int
-    mechanism: str = "exponential_mechanism_quantile"
 
 
 def _check_histogram(histogram: Mapping[int, int], max_rows: int) -> dict[int, int]:
@@ -46,36 +33,6 @@ def _check_histogram(histogram: Mapping[int, int], max_rows: int) -> dict[int, i
         kk = min(int(k), max_rows)
         out[kk] = out.get(kk, 0) + int(n)
     return out
-
-
-def choose_bound(
-    histogram: Mapping[int, int],
-    *,
-    epsilon: float,
-    quantile: float = 0.95,
-    max_rows: int = 20,
-) -> BoundChoice:
-    """DP ``quantile`` of rows-per-person over candidates 1..max_rows (OpenDP's exponential-
-    mechanism quantile, calibrated so that map(1) <= epsilon: one person is one value)."""
-    epsilon = accuracy.check_epsilon(epsilon)
-    if not 0 < quantile < 1:
-        raise BoundError("quantile must be strictly between 0 and 1")
-    hist = _check_histogram(histogram, max_rows)
-    ks = np.array(sorted(hist), dtype=np.float64)
-    values = np.repeat(ks, [hist[int(k)] for k in ks])
-    cands = [float(c) for c in range(1, max_rows + 1)]
-    domain = dp.vector_domain(dp.atom_domain(T=dp.f64, nan=False))
-    scale = accuracy.quantile_scale(epsilon, 1, quantile)
-    meas = dp.m.make_private_quantile(
-        domain, dp.symmetric_distance(), dp.max_divergence(), cands, quantile, scale
-    )
-    while accuracy.privacy_map(meas, 1) > epsilon:
-        scale = math.nextafter(scale, math.inf) * (1 + 1e-12)
-        meas = dp.m.make_private_quantile(
-            domain, dp.symmetric_distance(), dp.max_divergence(), cands, quantile, scale
-        )
-    bound = int(meas(values))
-    return BoundChoice(bound, accuracy.privacy_map(meas, 1), quantile, max_rows)
 
 
 @dataclass(frozen=True)

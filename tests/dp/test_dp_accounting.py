@@ -135,17 +135,6 @@ def test_clamp_and_round_to_base_keep_coverage() -> None:
 HIST = {1: 9000, 2: 3000, 3: 1500, 4: 600, 5: 400}
 
 
-def test_choose_bound_spends_its_epsilon_and_lands_near_the_quantile() -> None:
-    picks = [bounds.choose_bound(HIST, epsilon=0.1, quantile=0.95).bound for _ in range(20)]
-    choice = bounds.choose_bound(HIST, epsilon=0.1, quantile=0.95)
-    assert 0.099 < choice.epsilon_spent <= 0.1
-    assert all(3 <= p <= 5 for p in picks)  # true 0.95-quantile of rows per person is 4
-    with pytest.raises(accuracy.AccuracyError):
-        bounds.choose_bound(HIST, epsilon=math.nan)
-    with pytest.raises(bounds.BoundError):
-        bounds.choose_bound({0: 3}, epsilon=1.0)
-
-
 def test_bias_noise_and_best_fixed_bound() -> None:
     assert bounds.dropped_records(HIST, 3) == 600 * 1 + 400 * 2
     assert bounds.dropped_records(HIST, 5) == 0
