@@ -79,6 +79,8 @@ SHAPES: list[dict[str, Any]] = [
     {"group_by": ("borough", "month")},
     {"group_by": ("age_band", "offence_group")},
     {"group_by": ("borough",), "filters": (Filter(dimension="sex", values=("male",)),)},
+    # a public value no record has: it has no code yet, and counts nothing
+    {"group_by": ("borough",), "filters": (Filter(dimension="sex", values=("not_specified",)),)},
     {
         "group_by": ("month",),
         "filters": (
