@@ -17,7 +17,8 @@ committed just before a crash: it is re-clustered). Record ids inside the linker
 
 Tables: ``persons`` (person id, domain, key version, live record count) and ``record_persons``
 (record -> person id, link level and key, rank of the record within its person's records of
-the same dataset by event date; deleted with the record by its foreign key).
+the same dataset by event date, and the query facts DP counts read: event date, dimension codes
+and first-in-cell marks, see ``hub.dimensions``; deleted with the record by its foreign key).
 
 One process links per database: run the API with one worker (as ``hub serve`` does); several
 workers would each hold a linker and must not both link the same domain.
