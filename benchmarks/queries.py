@@ -49,6 +49,7 @@ from hub.queries import (
     noise,
     plan,
 )
+from hub.records import RECORD_COLUMNS
 from privacy.dp import bounds
 from privacy.dp.budget import Query
 
@@ -125,19 +126,7 @@ def load(engine: Engine, data: dict[str, np.ndarray]) -> None:
         )
     days = [START + timedelta(days=int(d)) for d in range(DAYS)]
     day_values: list[Any] = days if pg else [d.isoformat() for d in days]
-    record_cols = [
-        "upload_pk",
-        "row",
-        "dataset",
-        "event_date",
-        "borough_gss_code",
-        "sex",
-        "age_band",
-        "attributes",
-        "key_version",
-        "match_key_mask",
-        "match_keys",
-    ]
+    record_cols = ["upload_pk", *RECORD_COLUMNS, "key_version", "match_key_mask", "match_keys"]
     person_cols = [
         "upload_pk",
         "row",

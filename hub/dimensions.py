@@ -38,7 +38,7 @@ from hub.models import DimensionValueRow
 DIMENSIONS: tuple[str, ...] = ("borough", "month", "sex", "age_band", "offence_group", "weapon")
 """Every query dimension, in the order that numbers the bits of ``first_mask``."""
 
-RECORD_COLUMNS: dict[str, str] = {
+COLUMN_FIELDS: dict[str, str] = {
     "borough": "borough_gss_code",
     "sex": "sex",
     "age_band": "age_band",
@@ -62,7 +62,7 @@ dataset without an entry does not offer the dimension."""
 def available(dimension: str, dataset: str) -> bool:
     """Whether records of ``dataset`` carry a value for ``dimension``."""
     return (
-        dimension in RECORD_COLUMNS
+        dimension in COLUMN_FIELDS
         or dimension == MONTH
         or dataset in ATTRIBUTE_FIELDS.get(dimension, {})
     )

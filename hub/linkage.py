@@ -39,9 +39,9 @@ from sqlalchemy import Connection, Engine, and_, delete, func, select
 from hub.bulk import insert_rows
 from hub.dimensions import (
     ATTRIBUTE_FIELDS,
+    COLUMN_FIELDS,
     DIMENSIONS,
     MONTH,
-    RECORD_COLUMNS,
     encode,
     first_masks,
 )
@@ -90,7 +90,7 @@ def _dimension_values(frame: pl.DataFrame) -> pl.DataFrame:
         return value
 
     values = {
-        name: pl.col(RECORD_COLUMNS[name]) if name in RECORD_COLUMNS else from_attributes(name)
+        name: pl.col(COLUMN_FIELDS[name]) if name in COLUMN_FIELDS else from_attributes(name)
         for name in DIMENSIONS
         if name != MONTH
     }
