@@ -37,9 +37,9 @@ from hub.bulk import bulk_writing, insert_frame
 from hub.db import large_write
 from hub.errors import NotFound, Unprocessable
 from hub.keyring import KeyRing
-from hub.models import RecordRow, UploadRow
+from hub.models import RecordAttributeBatchRow, RecordRow, UploadRow
 from hub.pipeline import ThreadStage
-from hub.records import build_records
+from hub.records import attributes_blob, build_records
 from hub.signing import HubSigner
 from hub.streams import HashingReader, needs_random_access
 from privacy.matchkeys import Pseudonymiser, pack_match_keys
@@ -47,6 +47,16 @@ from privacy.matchkeys import Pseudonymiser, pack_match_keys
 log = logging.getLogger("hub.ingest")
 
 ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class _StoreBatch:
+    """One batch as the store writes it: record rows with their packed match keys, and every
+    kept attribute as one compressed columnar blob (``hub.records``)."""
+
+    records: pl.DataFrame
+    first_row: int
+    attributes: bytes
 
 
 @dataclass
@@ -172,14 +182,20 @@ class Ingestor:
                         "key_version": pseudonymiser.key_version,
                     }
 
-                    def store(records: pl.DataFrame) -> None:
-                        insert_frame(connection, table_rows, records, constants=constants)  # type: ignore[arg-type]
+                    def store(batch: _StoreBatch) -> None:
+                        insert_frame(connection, table_rows, batch.records, constants=constants)  # type: ignore[arg-type]
+                        connection.execute(
+                            insert(RecordAttributeBatchRow).values(
+                                upload_pk=upload_pk,
+                                first_row=batch.first_row,
+                                rows=batch.records.height,
+                                body=batch.attributes,
+                            )
+                        )
 
                     # One batch queued per stage: deeper queues hold more batches in memory
                     # (~20 MB each) without keeping the two cores any busier.
-                    writer: ThreadStage[pl.DataFrame] = ThreadStage(
-                        store, name="hub-store", depth=1
-                    )
+                    writer: ThreadStage[_StoreBatch] = ThreadStage(store, name="hub-store", depth=1)
 
                     def key(canonical: pl.DataFrame) -> None:
                         writer.submit(
@@ -292,16 +308,21 @@ class Ingestor:
         pseudonymiser: Pseudonymiser,
         terms: DatasetTerms,
         frame: pl.DataFrame,
-    ) -> pl.DataFrame:
-        """The rows to store for one batch: generalised records with their packed match keys.
+    ) -> _StoreBatch:
+        """What to store of one batch: generalised records with their packed match keys, and
+        the kept attributes.
 
         ``frame`` is the canonical batch with raw identifiers; nothing of it but the digests
         and the generalised values leaves this function. The columns that are the same for
         every row (upload, dataset, key version) are left to the insert.
         """
         keys = pack_match_keys(pseudonymiser.match_keys_hex(frame, adapter.dataset))
-        records = build_records(frame, terms, adapter).drop("dataset")
-        return pl.concat([records, keys], how="horizontal")
+        kept = build_records(frame, terms, adapter)
+        return _StoreBatch(
+            records=pl.concat([kept.records.drop("dataset"), keys], how="horizontal"),
+            first_row=int(kept.records.get_column("row")[0]),
+            attributes=attributes_blob(kept.attributes),
+        )
 
     def _live_upload(
         self, connection: Connection, agreement_id: str, dataset: str, sha256: str
@@ -381,6 +402,9 @@ class Ingestor:
                 return receipt
             pk = upload.id
             connection.execute(delete(RecordRow).where(RecordRow.upload_pk == pk))
+            connection.execute(
+                delete(RecordAttributeBatchRow).where(RecordAttributeBatchRow.upload_pk == pk)
+            )
             now = datetime.now(UTC)
             body = {k: v for k, v in receipt.items() if k != "signature"}
             body.update(

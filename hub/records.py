@@ -4,15 +4,25 @@ Direct identifiers are never kept (they have already been turned into match keys
 quasi-identifier is generalised exactly as the agreement states (date of birth to an age band
 at the event, postcode to its district, dates to a month or year) or dropped. Attributes are
 kept. Anything the agreement does not list never got this far: the adapter refused the column.
+
+A batch is kept twice over, for two kinds of reader: the ``records`` frame, one row per record
+with the fields queries and linkage read row by row (event date, borough, sex, age band, and
+as JSON only the attributes a query can name: ``queried_attributes``); and the ``attributes``
+frame, every kept attribute as a typed column, which the store writes as one compressed
+columnar blob per batch (``record_attribute_batches``).
 """
 
 from __future__ import annotations
+
+import io
+from dataclasses import dataclass
 
 import polars as pl
 
 import privacy.generalise as generalise
 from adapters.base import Adapter
 from agreements import DatasetTerms, FieldTerms
+from hub.dimensions import ATTRIBUTE_FIELDS
 
 RECORD_COLUMNS: tuple[str, ...] = (
     "row",
@@ -39,8 +49,31 @@ def _rule(term: FieldTerms) -> str:
     return term.generalise or "drop"
 
 
-def build_records(frame: pl.DataFrame, terms: DatasetTerms, adapter: Adapter) -> pl.DataFrame:
-    """Return one row per record with exactly ``RECORD_COLUMNS``; no identifier survives."""
+_NUMERIC_TYPES = frozenset({"integer", "number"})
+
+
+def queried_attributes(adapter: Adapter) -> frozenset[str]:
+    """The attributes of ``adapter``'s dataset that a query can name, kept in each record row:
+    those holding a query dimension (``hub.dimensions.ATTRIBUTE_FIELDS``) and the numeric ones
+    (an agreement may permit sums, means and quantiles of any of them)."""
+    dimensions = {
+        fields[adapter.dataset] for fields in ATTRIBUTE_FIELDS.values() if adapter.dataset in fields
+    }
+    numeric = {spec.name for spec in adapter.schema.fields if spec.type in _NUMERIC_TYPES}
+    return frozenset(dimensions | numeric)
+
+
+@dataclass(frozen=True)
+class KeptBatch:
+    """What is kept of one batch: ``records`` (``RECORD_COLUMNS``, a row per record) and
+    ``attributes`` (``row`` and every kept attribute, typed)."""
+
+    records: pl.DataFrame
+    attributes: pl.DataFrame
+
+
+def build_records(frame: pl.DataFrame, terms: DatasetTerms, adapter: Adapter) -> KeptBatch:
+    """What is kept of a canonical batch (see the module doc); no identifier survives."""
     rules = {term.name: _rule(term) for term in terms.fields}
     canonical_of = {source: canonical for canonical, source in adapter.identifier_sources.items()}
     promoted = {adapter.event_date_source, adapter.borough_source, adapter.sex_source}
@@ -70,17 +103,34 @@ def build_records(frame: pl.DataFrame, terms: DatasetTerms, adapter: Adapter) ->
     event_date = pl.col("event_date")
     if rules.get(adapter.event_date_source) == "month":
         event_date = event_date.dt.truncate("1mo")
-    return frame.select(
+    kept = frame.select(pl.col("row").cast(pl.Int64), *attributes)
+    queried = [pl.col(name) for name in kept.columns[1:] if name in queried_attributes(adapter)]
+    records = frame.select(
         pl.col("row").cast(pl.Int64),
         pl.lit(adapter.dataset).alias("dataset"),
         event_date.alias("event_date"),
         _kept_if(rules, adapter.borough_source, "borough_gss_code"),
         _kept_if(rules, adapter.sex_source, "sex"),
         age_band.alias("age_band"),
-        (pl.struct(attributes).struct.json_encode() if attributes else pl.lit("{}")).alias(
-            "attributes"
-        ),
+        (
+            kept.select(pl.struct(queried).struct.json_encode()).to_series()
+            if queried
+            else pl.lit("{}")
+        ).alias("attributes"),
     )
+    return KeptBatch(records=records, attributes=kept)
+
+
+def attributes_blob(attributes: pl.DataFrame) -> bytes:
+    """``attributes`` as stored in ``record_attribute_batches``: an Arrow IPC file, zstd."""
+    buffer = io.BytesIO()
+    attributes.write_ipc(buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def attributes_from_blob(body: bytes) -> pl.DataFrame:
+    """The frame :func:`attributes_blob` stored."""
+    return pl.read_ipc(io.BytesIO(body), memory_map=False)
 
 
 def _kept_if(rules: dict[str, str], source: str | None, canonical: str) -> pl.Expr:

@@ -11,6 +11,8 @@ from sqlalchemy import MetaData, select
 
 from adapters.schema import load_schemas
 from hub.client import HubClient
+from hub.models import RecordAttributeBatchRow
+from hub.records import attributes_from_blob
 from hub.services import Hub
 from synth import generate
 from tests.conftest import AgencyAuth, HubProcess, Tokens
@@ -61,6 +63,15 @@ def table_dumps(hub: Hub) -> dict[str, str]:
     return dumps
 
 
+def decoded_attribute_batches(hub: Hub) -> str:
+    """The kept attributes, decompressed: a compressed blob would hide a leaked value from a
+    byte search."""
+    with hub.engine.connect() as connection:
+        bodies = connection.execute(select(RecordAttributeBatchRow.body)).scalars().all()
+    assert bodies, "the uploads should have stored their attributes"
+    return "\n".join(attributes_from_blob(body).write_ndjson() for body in bodies)
+
+
 def sqlite_bytes(hub: Hub) -> str:
     db_path = Path(hub.settings.resolved_database_url.removeprefix("sqlite:///"))
     files = sorted(db_path.parent.glob(db_path.name + "*"))
@@ -90,6 +101,7 @@ def test_no_identifier_is_stored_logged_or_returned(
     assert after["agreements"] == before["agreements"], "uploads must not touch agreements"
     assert len(after["records"]) > 10_000, "the tables should hold the uploaded records"
     haystacks = {f"table {name}": text for name, text in after.items() if name != "agreements"}
+    haystacks["decoded attribute batches"] = decoded_attribute_batches(hub)
     haystacks["hub log"] = hub_process.log_text()
     haystacks["API responses"] = "\n".join(responses)
     searched = values

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import zipfile
 from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from hub.api.app import create_app
+from hub.models import RecordAttributeBatchRow, RecordRow
+from hub.records import attributes_from_blob
 from hub.services import Hub
 from hub.signing import verify_signed_document
 from tests.adapters.adapter_extracts import NHS, extract_csv
@@ -92,6 +96,33 @@ def test_withdrawal_deletes_the_rows_and_keeps_a_signed_receipt(
     assert stored_counts(hub.engine) == (2, 4, 4)
     listed = client.get(f"/v1/agreements/{AGREEMENT}/datasets/{POLICE}/uploads").json()
     assert [r["status"] for r in listed] == ["withdrawn", "stored"]
+
+
+def test_every_kept_attribute_is_stored_and_each_row_holds_those_queries_read(
+    client: TestClient, hub: Hub
+) -> None:
+    data = police_csv(3, weapon_type="knife_or_blade", location_type="park")
+    response = post_extract(client, data)
+    assert response.status_code == 201, response.text
+    with hub.engine.connect() as connection:
+        (body,) = connection.execute(select(RecordAttributeBatchRow.body)).scalars().all()
+        rows = connection.execute(select(RecordRow.row, RecordRow.attributes)).all()
+    kept = attributes_from_blob(body)
+    terms = hub.agreements.get(AGREEMENT).dataset(POLICE)
+    attributes = {t.name for t in terms.fields if t.classification == "attribute"}
+    identifiers = {t.name for t in terms.fields if t.classification == "direct_identifier"}
+    assert attributes <= set(kept.columns), "every attribute the agreement keeps"
+    assert not identifiers & set(kept.columns)
+    assert kept.get_column("home_postcode").to_list() == ["N1"] * 3, "generalised as agreed"
+    assert kept.get_column("row").to_list() == [2, 3, 4]
+    assert kept.get_column("location_type").to_list() == ["park"] * 3
+    assert kept.get_column("age_at_offence").to_list() == [15] * 3
+    for _, row_attributes in rows:
+        stored = json.loads(row_attributes) if isinstance(row_attributes, str) else row_attributes
+        # the dimension fields and the numeric ones; the rest only in the batch
+        assert stored["weapon_type"] == "knife_or_blade"
+        assert stored["age_at_offence"] == 15
+        assert "location_type" not in stored
 
 
 def test_withdrawing_an_unknown_upload_is_a_404(client: TestClient) -> None:
