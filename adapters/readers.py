@@ -6,9 +6,10 @@ everything else with a message that says what is wrong and what to do. Those mes
 quote a cell: an officer may have put a name in the wrong column, and errors are shown, logged
 and audited (DEVELOPERS.md, promise 1).
 
-CSV is streamed from the request body with ``pyarrow.csv.open_csv`` so memory stays flat
-whatever the file size; the source only needs a ``read()`` method (a pipe fed from an HTTP body
-is not seekable). Workbooks and Parquet files need random access, so they are read from memory.
+CSV is streamed from the request body, one batch of records at a time, and parsed by polars,
+so memory stays flat whatever the file size; the source only needs a ``read()`` method (a pipe
+fed from an HTTP body is not seekable). Workbooks and Parquet files need random access, so they
+are read from memory. pyarrow is never imported here: it alone costs a hub ~80 MB of memory.
 """
 
 from __future__ import annotations
@@ -17,20 +18,21 @@ import codecs
 import csv
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 ACCEPTED_EXTENSIONS = (".csv", ".txt", ".tsv", ".xlsx", ".parquet")
 _CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
 _SNIFF_BYTES = 64 * 1024
 _MAX_HEADER_BYTES = 1024 * 1024
-_CSV_BLOCK_BYTES = 1024 * 1024  # larger blocks buy no speed and cost memory per batch
+_CSV_READ_BYTES = 1024 * 1024  # asked of the source per read
+_MAX_RECORD_BYTES = 16 * 1024 * 1024  # one CSV record (a quote never closed reads on)
 _DELIMITERS = (",", ";", "\t", "|")
 _ZIP_MAGIC = b"PK\x03\x04"
 _PARQUET_MAGIC = b"PAR1"
@@ -98,10 +100,10 @@ def _check_header(raw: list[str], max_columns: int) -> list[str]:
 def _tidy(frame: pl.DataFrame, names: list[str], *, empty_is_null: bool = False) -> pl.DataFrame:
     """Rename, cast to String, strip whitespace, empty → null (vectorised).
 
-    ``empty_is_null``: the reader already turned empty cells into nulls (pyarrow's CSV
-    ``null_values``), so only columns with a value that starts or ends with whitespace need
-    stripping and re-checking; most extracts have none, and rewriting every column is a
-    large share of reading.
+    ``empty_is_null``: the reader already turned unquoted empty cells into nulls (polars' CSV
+    reader does), so only columns with a value that is empty (``""``) or starts or ends with
+    whitespace need stripping and re-checking; most extracts have none, and rewriting every
+    column is a large share of reading.
     """
     frame = frame.rename(dict(zip(frame.columns, names, strict=True)))
     if empty_is_null:
@@ -111,6 +113,7 @@ def _tidy(frame: pl.DataFrame, names: list[str], *, empty_is_null: bool = False)
                 pl.col(name).str.strip_chars().str.len_bytes().sum()
                 != pl.col(name).str.len_bytes().sum()
             )
+            | (pl.col(name).str.len_bytes().min() == 0)
             for name in names
         ).row(0)
         names = [name for name, flag in zip(names, padded, strict=True) if flag]
@@ -123,25 +126,6 @@ def _tidy(frame: pl.DataFrame, names: list[str], *, empty_is_null: bool = False)
     )
 
 
-def _rebatch(frames: Iterable[pl.DataFrame], batch_rows: int) -> Iterator[pl.DataFrame]:
-    """Re-chunk frames of arbitrary size into frames of ``batch_rows`` rows (last may be short)."""
-    pending: list[pl.DataFrame] = []
-    size = 0
-    for frame in frames:
-        if frame.height == 0:
-            continue
-        pending.append(frame)
-        size += frame.height
-        while size >= batch_rows:
-            whole = pl.concat(pending, rechunk=False) if len(pending) > 1 else pending[0]
-            yield whole.slice(0, batch_rows).rechunk()
-            rest = whole.slice(batch_rows)
-            pending = [rest] if rest.height else []
-            size = rest.height
-    if size:
-        yield (pl.concat(pending) if len(pending) > 1 else pending[0]).rechunk()
-
-
 def _require_rows(columns: list[str], batches: Iterator[pl.DataFrame]) -> Table:
     """Pull the first batch now so an upload without data rows is refused up front."""
     try:
@@ -151,37 +135,12 @@ def _require_rows(columns: list[str], batches: Iterator[pl.DataFrame]) -> Table:
             "no_rows", "the file has a header but no data rows; nothing to upload"
         ) from None
 
-    def chained() -> Iterator[pl.DataFrame]:
-        yield first
-        yield from batches
-
-    return Table(columns=columns, batches=chained())
+    # chain drops its reference to the first batch once it is consumed (a closure yielding
+    # it would keep it alive until the last batch)
+    return Table(columns=columns, batches=itertools.chain([first], batches))
 
 
 # --------------------------------------------------------------------------------------- CSV
-
-
-class _ReplayStream(io.RawIOBase):
-    """A raw stream that yields the already-sniffed prefix, then the rest of the source."""
-
-    def __init__(self, source: _Readable, prefix: bytes) -> None:
-        super().__init__()
-        self._source = source
-        self._prefix = memoryview(prefix)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if len(self._prefix):
-            count = min(len(view), len(self._prefix))
-            view[:count] = self._prefix[:count]
-            self._prefix = self._prefix[count:]
-            return count
-        data = self._source.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
 
 def _read_at_least(source: _Readable, size: int) -> bytes:
@@ -253,6 +212,289 @@ def _detect_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
+def _bad_utf8() -> ReadError:
+    return ReadError(
+        "bad_encoding", "part of the file is not valid UTF-8 text; export it as CSV UTF-8"
+    )
+
+
+def _utf8_chunks(source: _Readable, first: bytes, encoding: str) -> Iterator[bytes]:
+    """The rest of the file as UTF-8 bytes, in chunks of about ``_CSV_READ_BYTES``.
+
+    UTF-8 passes through untouched (the parser checks it); other encodings are transcoded here,
+    so record boundaries can be found on bytes and polars parses only UTF-8.
+    """
+    if encoding == "utf-8":
+        if first:
+            yield first
+        while chunk := source.read(_CSV_READ_BYTES):
+            yield chunk
+        return
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        text = decoder.decode(first)
+        while chunk := source.read(_CSV_READ_BYTES):
+            text += decoder.decode(chunk)
+            yield text.encode("utf-8")
+            text = ""
+        text += decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise ReadError(
+            "bad_encoding",
+            f"part of the file is not valid {_ENCODING_NAMES.get(encoding, encoding)} text; "
+            "export it as CSV UTF-8",
+        ) from None
+    if text:
+        yield text.encode("utf-8")
+
+
+_ENCODING_NAMES = {"cp1252": "Windows-1252", "utf-16": "UTF-16"}
+
+
+@dataclass(slots=True)
+class _Block:
+    """Where the records of a byte buffer end, found without parsing the cells.
+
+    A line break ends a record iff an even number of ``"`` precede it (RFC 4180: quotes open
+    and close cells, and a quote inside a quoted cell is doubled, so pairs never change the
+    parity). That holds only if every quote sits where RFC 4180 allows one; ``_scan`` returns
+    None otherwise and the caller reads with the slower, lenient parser.
+    """
+
+    ends: npt.NDArray[np.intp]  # offsets of the line breaks that end non-blank records
+    blanks: npt.NDArray[np.intp]  # (start, end) offsets of blank lines, one pair a row
+
+
+def _quotes_are_strict(data: npt.NDArray[np.uint8], quotes: npt.NDArray[np.intp], sep: int) -> bool:
+    """Every opening quote starts a cell and every closing quote ends one (or is doubled)."""
+    opening = quotes[0::2]
+    closing = quotes[1::2]
+    last = len(data) - 1
+    before = data[np.maximum(opening - 1, 0)]
+    opens_cell = (opening == 0) | (before == sep) | (before == 10) | (before == 34)
+    after = data[np.minimum(closing + 1, last)]
+    closes_cell = (closing == last) | (after == sep) | (after == 10) | (after == 13) | (after == 34)
+    return bool(opens_cell.all() and closes_cell.all())
+
+
+def _scan(data: bytes, sep: int) -> _Block | None:
+    """Record ends in ``data`` (which starts at a record boundary), or None if it needs the
+    lenient parser: a quote inside an unquoted cell, or a bare carriage return."""
+    if data.count(b"\r") != data.count(b"\r\n"):
+        return None  # old Mac line ends, or a CR inside a cell: rare enough to read slowly
+    array = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero(array == 10)
+    if b'"' in data:
+        quotes = np.flatnonzero(array == 34)
+        if not _quotes_are_strict(array, quotes, sep):
+            return None
+        breaks = breaks[np.searchsorted(quotes, breaks) % 2 == 0]
+    starts = np.empty_like(breaks)
+    starts[:1] = 0
+    starts[1:] = breaks[:-1] + 1
+    lengths = breaks - starts
+    blank = (lengths == 0) | ((lengths == 1) & (array[np.maximum(breaks - 1, 0)] == 13))
+    if not blank.any():
+        return _Block(ends=breaks, blanks=np.empty((0, 2), dtype=np.intp))
+    return _Block(ends=breaks[~blank], blanks=np.stack([starts[blank], breaks[blank]], axis=1))
+
+
+def _without_blank_lines(data: bytes, blanks: npt.NDArray[np.intp]) -> bytes:
+    # polars turns a blank line into a row of nulls (and skips leading ones); spreadsheets
+    # and the row numbers users are given skip them. Rare, so a plain rebuild is fine.
+    pieces: list[bytes] = []
+    position = 0
+    for start, end in blanks.tolist():
+        pieces.append(data[position:start])
+        position = end + 1
+    pieces.append(data[position:])
+    return b"".join(pieces)
+
+
+def _delimiters_outside_quotes(data: bytes, sep: int) -> int:
+    total = data.count(bytes([sep]))
+    if b'"' not in data:
+        return total
+    array = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(array == 34)
+    seps = np.flatnonzero(array == sep)
+    inside = np.searchsorted(seps, quotes[1::2]) - np.searchsorted(seps, quotes[0::2])
+    return total - int(inside.sum())
+
+
+class _ChunkStream(io.RawIOBase):
+    """A raw stream over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not len(self._pending):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        view = memoryview(buffer).cast("B")
+        count = min(len(view), len(self._pending))
+        view[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def _ragged(row: int, width: int) -> ReadError:
+    return ReadError(
+        "ragged_row",
+        f"row {row} does not have {width} cells like the header; check for unquoted "
+        "delimiters or line breaks in that row and export again",
+    )
+
+
+class _CsvReader:
+    """Batches of ``batch_rows`` records from UTF-8 chunks that start with the header record.
+
+    The fast path cuts the byte stream at record ends (``_scan``) and lets polars parse each
+    batch's bytes; memory holds one batch's bytes and frame whatever the file size. A batch
+    that the fast path cannot vouch for (a quote inside an unquoted cell, a bare CR, a row
+    with the wrong number of cells, invalid UTF-8) is read from there on by Python's ``csv``
+    module, which is slower but lenient like spreadsheets and names the bad row exactly.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], names: list[str], delimiter: str, batch_rows: int):
+        self._chunks = chunks
+        self._names = names
+        self._delimiter = delimiter
+        self._sep = ord(delimiter)
+        self._batch_rows = batch_rows
+        self._schema = dict.fromkeys(names, pl.String)
+        self._row = 0  # spreadsheet row of the last record read (the header is row 1)
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        pending: list[bytes] = []
+        size = 0
+        breaks = 0
+        eof = False
+        while True:
+            want = self._batch_rows + (self._row == 0)  # the first batch also holds the header
+            need_bytes = 0
+            while True:
+                while not eof and (breaks < want or size < need_bytes):
+                    chunk = next(self._chunks, b"")
+                    if not chunk:
+                        eof = True
+                        break
+                    pending.append(chunk)
+                    size += len(chunk)
+                    breaks += chunk.count(b"\n")
+                data = b"".join(pending) if len(pending) != 1 else pending[0]
+                if eof and data and not data.endswith(b"\n"):
+                    data += b"\n"
+                pending = [data]
+                block = _scan(data, self._sep)
+                if block is None:
+                    yield from self._lenient(data)
+                    return
+                found = len(block.ends)
+                if found >= want or eof:
+                    break
+                if size > _MAX_RECORD_BYTES and not found:
+                    raise ReadError(
+                        "unreadable_csv",
+                        f"row {self._row + 1} is longer than {_MAX_RECORD_BYTES >> 20} MiB; "
+                        "check it for a double quote that is never closed and export again",
+                    )
+                # quoted line breaks or blank lines: read about as much again as is missing
+                need_bytes = size + (want - found) * (size // max(found, 1)) + _CSV_READ_BYTES
+            if not found:
+                if data.strip(b"\r\n"):
+                    # an unfinished quoted cell at the end of the file: let the lenient
+                    # reader decide what it is
+                    yield from self._lenient(data)
+                return
+            count = min(found, want)
+            cut = int(block.ends[count - 1]) + 1
+            body = data[:cut] if cut < len(data) else data
+            rest = data[cut:]
+            pending, size, breaks = ([rest], len(rest), rest.count(b"\n")) if rest else ([], 0, 0)
+            blanks = block.blanks[block.blanks[:, 1] < cut]
+            frame = self._parse(body, count, blanks)
+            if frame is None:
+                yield from self._lenient(body + rest)
+                return
+            del data, body, rest, block, blanks  # not kept while the consumer works
+            if frame.height:
+                yield frame
+            if eof and not pending:
+                return
+
+    def _parse(
+        self, body: bytes, records: int, blanks: npt.NDArray[np.intp]
+    ) -> pl.DataFrame | None:
+        """The records of ``body`` as a tidy frame, or None when the lenient reader must."""
+        if len(blanks):
+            body = _without_blank_lines(body, blanks)
+        if _delimiters_outside_quotes(body, self._sep) != records * (len(self._names) - 1):
+            return None  # a row with too few or too many cells
+        try:
+            frame = pl.read_csv(
+                body,
+                has_header=False,
+                schema=self._schema,
+                separator=self._delimiter,
+                quote_char='"',
+                n_threads=1,  # the ingest pipeline already keeps both cores busy
+                raise_if_empty=False,
+                rechunk=True,
+            )
+        except pl.exceptions.PolarsError:
+            return None  # e.g. invalid UTF-8
+        if frame.height != records:
+            return None
+        if self._row == 0:
+            frame = frame.slice(1)  # the header row
+        self._row += records
+        return _tidy(frame, self._names, empty_is_null=True)
+
+    def _lenient(self, data: bytes) -> Iterator[pl.DataFrame]:
+        """The rest of the file, from ``data`` (which starts at a record), via ``csv``."""
+        stream = io.BufferedReader(_ChunkStream(itertools.chain([data], self._chunks)))
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        width = len(self._names)
+        rows = csv.reader(text, delimiter=self._delimiter, quotechar='"', doublequote=True)
+        columns: list[list[str | None]] = [[] for _ in range(width)]
+        count = 0
+        try:
+            for cells in rows:
+                if not cells:
+                    continue  # a blank line
+                self._row += 1
+                if self._row == 1:
+                    continue  # the header row
+                if len(cells) != width:
+                    raise _ragged(self._row, width)
+                for column, cell in zip(columns, cells, strict=True):
+                    column.append(cell)
+                count += 1
+                if count == self._batch_rows:
+                    yield _tidy(_string_frame(self._names, columns), self._names)
+                    columns = [[] for _ in range(width)]
+                    count = 0
+        except UnicodeDecodeError:
+            raise _bad_utf8() from None
+        except csv.Error:
+            raise ReadError(
+                "unreadable_csv",
+                f"row {self._row + 1} could not be read as CSV (a cell may be too long or a "
+                "quote never closed); export the extract again as CSV UTF-8",
+            ) from None
+        if count:
+            yield _tidy(_string_frame(self._names, columns), self._names)
+
+
 def _open_csv(source: _Readable, *, prefix: bytes, batch_rows: int, max_columns: int) -> Table:
     prefix += _read_at_least(source, _SNIFF_BYTES - len(prefix))
     at_eof = len(prefix) < _SNIFF_BYTES
@@ -287,74 +529,9 @@ def _open_csv(source: _Readable, *, prefix: bytes, batch_rows: int, max_columns:
     names = _check_header(raw_names, max_columns)
     if not any(names):
         raise ReadError("empty_file", "the file is empty; export the extract again")
-
-    positional = [f"c{i}" for i in range(len(names))]
-    bad_row: list[int | None] = []
-
-    def on_invalid_row(row: Any) -> str:
-        bad_row.append(row.number)
-        return "error"
-
-    stream = io.BufferedReader(_ReplayStream(source, prefix[skip:]), buffer_size=1 << 20)
-    try:
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(
-                column_names=positional,  # the header comes through as data row 1; dropped below
-                block_size=_CSV_BLOCK_BYTES,
-                use_threads=False,  # required for row numbers in ragged-row errors
-                encoding="utf8" if encoding == "utf-8" else encoding,
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter,
-                newlines_in_values=True,
-                invalid_row_handler=on_invalid_row,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(positional, pa.string()),
-                # empty cells (quoted or not) arrive as nulls; whitespace-only ones are
-                # stripped and nulled by _tidy
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
-    except pa.ArrowInvalid as error:
-        raise _csv_error(error, bad_row, len(names)) from None
-
-    def frames() -> Iterator[pl.DataFrame]:
-        first = True
-        try:
-            for record_batch in reader:
-                frame = pl.from_arrow(record_batch)
-                assert isinstance(frame, pl.DataFrame)
-                if first:
-                    frame = frame.slice(1)  # the header row
-                    first = False
-                yield _tidy(frame, names, empty_is_null=True)
-        except pa.ArrowInvalid as error:
-            raise _csv_error(error, bad_row, len(names)) from None
-
-    return _require_rows(names, _rebatch(frames(), batch_rows))
-
-
-def _csv_error(error: pa.ArrowInvalid, bad_row: list[int | None], width: int) -> ReadError:
-    # pyarrow's own messages quote the offending row, so they are never passed on
-    if bad_row:
-        where = f"row {bad_row[0]}" if bad_row[0] is not None else "a row"
-        return ReadError(
-            "ragged_row",
-            f"{where} does not have {width} cells like the header; check for unquoted "
-            "delimiters or line breaks in that row and export again",
-        )
-    if "UTF8" in str(error) or "utf-8" in str(error).lower():
-        return ReadError(
-            "bad_encoding",
-            "part of the file is not valid UTF-8 text; export it as CSV UTF-8",
-        )
-    return ReadError(
-        "unreadable_csv", "the file could not be read as CSV; export it again as CSV UTF-8"
-    )
+    # the header comes through as the first record and is dropped there
+    reader = _CsvReader(_utf8_chunks(source, prefix[skip:], encoding), names, delimiter, batch_rows)
+    return _require_rows(names, reader.frames())
 
 
 # -------------------------------------------------------------------------------------- xlsx
@@ -452,23 +629,23 @@ def _string_frame(names: list[str], columns: list[list[str | None]]) -> pl.DataF
 # ----------------------------------------------------------------------------------- parquet
 
 
-def _parquet_column_text(column: pl.Series) -> pl.Expr:
-    expr = pl.col(column.name)
-    if column.dtype == pl.Datetime:
+def _parquet_column_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    expr = pl.col(name)
+    if dtype == pl.Datetime:
         return expr.dt.to_string("%Y-%m-%dT%H:%M:%S")
-    if column.dtype == pl.Date:
+    if dtype == pl.Date:
         return expr.dt.to_string("%Y-%m-%d")
-    if column.dtype.is_float():
+    if dtype.is_float():
         # whole numbers written as floats should still validate as integers
         return (
             pl.when(expr == expr.round(0))
             .then(expr.cast(pl.Int64, strict=False).cast(pl.String))
             .otherwise(expr.cast(pl.String))
         )
-    if column.dtype.is_nested() or column.dtype in (pl.Binary, pl.Object):
+    if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
         raise ReadError(
             "unsupported_column_type",
-            f"column {column.name!r} is not plain text, number, date or boolean; "
+            f"column {name!r} is not plain text, number, date or boolean; "
             "write it as a string column",
         )
     return expr.cast(pl.String)
@@ -476,26 +653,21 @@ def _parquet_column_text(column: pl.Series) -> pl.Expr:
 
 def _open_parquet(data: bytes, *, batch_rows: int, max_columns: int) -> Table:
     try:
-        parquet = pq.ParquetFile(io.BytesIO(data))
+        schema = pl.read_parquet_schema(io.BytesIO(data))
     except Exception:
         raise ReadError(
             "unreadable_parquet",
             "the file could not be read as Parquet; write it again or export it as CSV UTF-8",
         ) from None
-    raw_names = list(parquet.schema_arrow.names)
-    names = _check_header(raw_names, max_columns)
+    names = _check_header(list(schema), max_columns)
+    texts = [_parquet_column_text(name, dtype) for name, dtype in schema.items()]
 
     def frames() -> Iterator[pl.DataFrame]:
         try:
-            for record_batch in parquet.iter_batches(batch_size=batch_rows):
-                frame = pl.from_arrow(record_batch)
-                assert isinstance(frame, pl.DataFrame)
-                texts = frame.select(
-                    _parquet_column_text(frame.get_column(name)) for name in frame.columns
-                )
-                yield _tidy(texts, names)
-        except ReadError:
-            raise
+            # streamed: memory holds a few batches, not the decoded file
+            for frame in pl.scan_parquet(io.BytesIO(data)).collect_batches(chunk_size=batch_rows):
+                if frame.height:
+                    yield _tidy(frame.select(texts), names)
         except Exception:
             raise ReadError(
                 "unreadable_parquet",

@@ -17,13 +17,13 @@ so pseudonyms from different domains or versions never link.
 from __future__ import annotations
 
 import binascii
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import polars_hash  # noqa: F401  (registers the vectorised `chash` expression namespace)
-import pyarrow as pa
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.hmac import HMAC
 
@@ -345,8 +345,10 @@ def pack_match_keys(hex_keys: pl.DataFrame) -> pl.DataFrame:
     """``match_key_mask`` (Int32) and ``match_keys`` (Binary) from :meth:`match_keys_hex`.
 
     Built on whole arrays: polars concatenates each row's present hex digests in cascade order
-    (nulls skipped), and one C call decodes the whole column's hex text, which is contiguous
-    in its Arrow buffer. No Python work per row.
+    (nulls skipped), and one C call decodes the whole column's hex text, taken as one
+    contiguous buffer. polars' own per-value hex decoding costs ~2 µs a row, five times this
+    whole function; pyarrow, which could hand over the buffers too, costs a hub ~80 MB of
+    memory just to import, so it is kept off the ingest path.
     """
     names = [spec.name for spec in MATCH_KEYS]
     packed = hex_keys.select(
@@ -361,29 +363,24 @@ def pack_match_keys(hex_keys: pl.DataFrame) -> pl.DataFrame:
         pl.concat_str([pl.col(name) for name in names], ignore_nulls=True).alias("hex"),
     )
     mask = packed.get_column("match_key_mask")
-    array = packed.get_column("hex").to_arrow()
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    if not pa.types.is_large_string(array.type):
-        array = array.cast(pa.large_string())
-    rows = len(array)
-    _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset :][: rows + 1]
+    # the text as one UTF-8 buffer plus Int64 offsets (one copy; the public API has no
+    # equivalent short of building a Python str of the whole column)
+    buffers = packed.get_column("hex")._get_buffers()
+    values, offsets_series = buffers["values"], buffers["offsets"]
+    if offsets_series is None:  # only fixed-width types have no offsets
+        raise TypeError("polars returned no offsets for a String column")
+    offsets = offsets_series.to_numpy()
     present = np.bitwise_count(mask.to_numpy().astype(np.uint32)).astype(np.int64)
     if not np.array_equal(np.diff(offsets), present * 2 * DIGEST_BYTES):
         raise ValueError("match key columns do not hold 32-byte hex digests")
-    text = memoryview(data_buffer)[offsets[0] : offsets[-1]] if rows else b""
-    blob = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(),
-        rows,
-        [None, pa.py_buffer((offsets - offsets[0]) // 2), pa.py_buffer(binascii.unhexlify(text))],
+    blob = binascii.unhexlify(values.to_numpy().data) if len(mask) else b""
+    starts = (offsets // 2).tolist()
+    digests = pl.Series(
+        "match_keys",
+        [blob[start:end] for start, end in itertools.pairwise(starts)],
+        dtype=pl.Binary,
     )
-    return pl.DataFrame(
-        [
-            pl.Series("match_key_mask", mask, dtype=pl.Int32),
-            pl.Series("match_keys", pl.from_arrow(blob), dtype=pl.Binary),
-        ]
-    )
+    return pl.DataFrame([mask, digests])
 
 
 def unpack_match_keys(mask: int, blob: bytes) -> dict[str, bytes]:

@@ -9,12 +9,16 @@ matters when the linker is rebuilt from a million stored records at start.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import pyarrow as pa
 
 from privacy.matchkeys import DIGEST_BYTES, MATCH_KEYS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["stored_fingerprints"]
 
@@ -25,6 +29,10 @@ def stored_fingerprints(
     """One ``pl.UInt64`` column per match key (0 where the key is absent), from the stored
     ``match_key_mask`` values and ``match_keys`` blobs (same length, same order). A real
     digest whose first 8 bytes are zero is read as 1, as :func:`fingerprints` does."""
+    # imported here: this module is imported by every hub process, and pyarrow alone costs
+    # ~80 MB of memory, which the API process (ingest, queries) would otherwise carry
+    import pyarrow as pa
+
     masks = np.asarray(mask, dtype=np.int64)
     array = blobs.to_arrow() if isinstance(blobs, pl.Series) else blobs
     if isinstance(array, pa.ChunkedArray):

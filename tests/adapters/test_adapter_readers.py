@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import subprocess
+import sys
 
 import openpyxl
 import polars as pl
@@ -63,6 +65,13 @@ def test_invalid_utf8_after_the_sniffed_block_is_refused() -> None:
     assert "UTF-8" in error.message
 
 
+def test_windows_1252_file_with_an_undefined_byte_late_on_is_refused() -> None:
+    body = "forename,surname\n" + "José,Müller\n" * 20_000
+    error = refused(body.encode("cp1252") + b"\x81,x\n")
+    assert error.code == "bad_encoding"
+    assert "Windows-1252" in error.message
+
+
 def test_undecodable_bytes_are_refused_as_bad_encoding() -> None:
     # 0x81 is undefined in Windows-1252 and invalid as UTF-8
     error = refused(b"forename,surname\n\x81\x81bad,x\n")
@@ -88,6 +97,26 @@ def test_quoted_fields_with_newlines_and_delimiters() -> None:
     assert frame.rows() == [("line one\nline two", "x,y", "3"), ("4", 'say "hi"', "6")]
 
 
+def test_quoted_empty_cells_are_null_and_quoted_blank_lines_are_kept() -> None:
+    text = 'a,b,c\n"","  ",x\n"one\n\ntwo",,y\n'
+    frame = open_bytes(text.encode())
+    assert frame.rows() == [(None, None, "x"), ("one\n\ntwo", None, "y")]
+
+
+def test_a_quote_inside_an_unquoted_cell_is_kept_as_text() -> None:
+    # not RFC 4180, but case-management exports write 12" blade; spreadsheets read it as text
+    text = 'weapon,count\nknife,1\n12" blade,2\nbat,3\n'
+    frame = open_bytes(text.encode())
+    assert frame.rows() == [("knife", "1"), ('12" blade', "2"), ("bat", "3")]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_line_endings(newline: str) -> None:
+    text = newline.join(["forename,surname", "Amara,Okafor", "", "René,Ní Bhriain", ""])
+    frame = open_bytes(text.encode())
+    assert frame.rows() == [("Amara", "Okafor"), ("René", "Ní Bhriain")]
+
+
 def test_header_names_are_normalised_and_cells_tidied() -> None:
     frame = open_bytes(b"\xef\xbb\xbf Date of Birth ,SURNAME\n  2008-01-01 ,   \n\n,Okafor\n")
     assert frame.columns == ["date_of_birth", "surname"]
@@ -102,6 +131,22 @@ def test_csv_streams_from_a_read_only_source() -> None:
     table = open_table(ReadOnlyStream(body.encode()), "extract.csv", batch_rows=10_000)  # type: ignore[arg-type]
     sizes = [batch.height for batch in table.batches]
     assert sizes == [10_000] * 5
+
+
+def test_batches_cut_between_records_whatever_the_reads() -> None:
+    # quoted line breaks, blank lines and CRLF everywhere, read 1,000 bytes at a time
+    rows = [
+        (f"P{i}", f"note {i}\r\nsecond line, with a comma" if i % 3 else "", str(i))
+        for i in range(3_000)
+    ]
+    body = "person,note,n\r\n" + "".join(
+        f'{p},"{note}",{n}\r\n' + ("\r\n" if int(n) % 7 == 0 else "") for p, note, n in rows
+    )
+    table = open_table(ReadOnlyStream(body.encode(), chunk=1_000), "x.csv", batch_rows=1_000)  # type: ignore[arg-type]
+    frames = list(table.batches)
+    assert [frame.height for frame in frames] == [1_000] * 3
+    expected = [(p, note or None, n) for p, note, n in rows]
+    assert pl.concat(frames).rows() == expected
 
 
 def test_large_csv_yields_more_than_one_batch() -> None:
@@ -229,6 +274,14 @@ def test_ragged_row_names_the_row_not_its_content() -> None:
     assert "Secretname" not in error.message
 
 
+def test_short_row_late_in_the_file_names_its_row() -> None:
+    body = "forename,surname,n\n" + "Amara,Okafor,1\n" * 40_000 + "\nAmara,Okafor\n"
+    error = refused(body.encode())
+    assert error.code == "ragged_row"
+    assert "row 40002 " in error.message
+    assert "Okafor" not in error.message
+
+
 def test_row_with_ten_thousand_columns_is_refused() -> None:
     wide_row = ",".join(["x"] * 10_000)
     error = refused(f"forename,surname\nAmara,Okafor\n{wide_row}\n".encode())
@@ -249,3 +302,19 @@ def test_header_with_ten_thousand_columns_is_refused() -> None:
 )
 def test_bad_header_names(header: str, code: str) -> None:
     assert refused(f"{header}\n1,2,3\n".encode()).code == code
+
+
+def test_reading_a_csv_does_not_import_pyarrow() -> None:
+    # pyarrow alone costs a hub process ~80 MB of memory (issue 2: peak RSS under 300 MB)
+    script = (
+        "import io, sys\n"
+        "from adapters.readers import open_table\n"
+        "import privacy.matchkeys\n"
+        "table = open_table(io.BytesIO(b'forename,surname\\nAmara,Okafor\\n'), 'x.csv')\n"
+        "assert [b.height for b in table.batches] == [1]\n"
+        "print('pyarrow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
