@@ -437,14 +437,15 @@ class _CsvReader:
             cut = int(block.ends[count - 1]) + 1
             body = data[:cut] if cut < len(data) else data
             rest = data[cut:]
+            blanks = block.blanks[block.blanks[:, 1] < cut]
+            del data, block  # only one copy of the bytes while polars parses
             pending = [rest] if rest else []
             size, breaks = len(rest), _line_breaks(rest)
-            blanks = block.blanks[block.blanks[:, 1] < cut]
             frame = self._parse(body, count, blanks)
             if frame is None:
                 yield from self._lenient(body + rest)
                 return
-            del data, body, rest, block, blanks  # not kept while the consumer works
+            del body, rest, blanks  # not kept while the consumer works
             if frame.height:
                 yield frame
             if eof and not pending:

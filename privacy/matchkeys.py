@@ -341,17 +341,23 @@ class Pseudonymiser:
 DIGEST_BYTES = 32
 
 
+# Rows packed at a time: the hex text and its decoded copy are held for one slice only, which
+# keeps pack_match_keys' working set to a few MB whatever the batch size (~30 MB for a 16k-row
+# batch in one go) at no measurable cost per row.
+_PACK_SLICE_ROWS = 2048
+
+
 def pack_match_keys(hex_keys: pl.DataFrame) -> pl.DataFrame:
     """``match_key_mask`` (Int32) and ``match_keys`` (Binary) from :meth:`match_keys_hex`.
 
     Built on whole arrays: polars concatenates each row's present hex digests in cascade order
-    (nulls skipped), and one C call decodes the whole column's hex text, taken as one
-    contiguous buffer. polars' own per-value hex decoding costs ~2 µs a row, five times this
-    whole function; pyarrow, which could hand over the buffers too, costs a hub ~80 MB of
-    memory just to import, so it is kept off the ingest path.
+    (nulls skipped), and one C call decodes a slice's hex text, taken as one contiguous
+    buffer. polars' own per-value hex decoding costs ~2 µs a row, five times this whole
+    function; pyarrow, which could hand over the buffers too, costs a hub ~80 MB of memory
+    just to import, so it is kept off the ingest path.
     """
     names = [spec.name for spec in MATCH_KEYS]
-    packed = hex_keys.select(
+    mask = hex_keys.select(
         pl.sum_horizontal(
             [
                 pl.col(name).is_not_null().cast(pl.Int32) * (1 << bit)
@@ -359,28 +365,27 @@ def pack_match_keys(hex_keys: pl.DataFrame) -> pl.DataFrame:
             ]
         )
         .cast(pl.Int32)
-        .alias("match_key_mask"),
-        pl.concat_str([pl.col(name) for name in names], ignore_nulls=True).alias("hex"),
-    )
-    mask = packed.get_column("match_key_mask")
-    # the text as one UTF-8 buffer plus Int64 offsets (one copy; the public API has no
-    # equivalent short of building a Python str of the whole column)
-    buffers = packed.get_column("hex")._get_buffers()
-    values, offsets_series = buffers["values"], buffers["offsets"]
-    if offsets_series is None:  # only fixed-width types have no offsets
-        raise TypeError("polars returned no offsets for a String column")
-    offsets = offsets_series.to_numpy()
+        .alias("match_key_mask")
+    ).to_series()
     present = np.bitwise_count(mask.to_numpy().astype(np.uint32)).astype(np.int64)
-    if not np.array_equal(np.diff(offsets), present * 2 * DIGEST_BYTES):
-        raise ValueError("match key columns do not hold 32-byte hex digests")
-    blob = binascii.unhexlify(values.to_numpy().data) if len(mask) else b""
-    starts = (offsets // 2).tolist()
-    digests = pl.Series(
-        "match_keys",
-        [blob[start:end] for start, end in itertools.pairwise(starts)],
-        dtype=pl.Binary,
-    )
-    return pl.DataFrame([mask, digests])
+    digests: list[bytes] = []
+    for start in range(0, hex_keys.height, _PACK_SLICE_ROWS):
+        rows = hex_keys.slice(start, _PACK_SLICE_ROWS)
+        text = rows.select(pl.concat_str(names, ignore_nulls=True)).to_series()
+        # the text as one UTF-8 buffer plus Int64 offsets (one copy; the public API has no
+        # equivalent short of building a Python str of the whole column)
+        buffers = text._get_buffers()
+        values, offsets_series = buffers["values"], buffers["offsets"]
+        if offsets_series is None:  # only fixed-width types have no offsets
+            raise TypeError("polars returned no offsets for a String column")
+        offsets = offsets_series.to_numpy()
+        expected = present[start : start + rows.height] * 2 * DIGEST_BYTES
+        if not np.array_equal(np.diff(offsets), expected):
+            raise ValueError("match key columns do not hold 32-byte hex digests")
+        blob = binascii.unhexlify(values.to_numpy().data)
+        bounds = (offsets // 2).tolist()
+        digests.extend(blob[begin:end] for begin, end in itertools.pairwise(bounds))
+    return pl.DataFrame([mask, pl.Series("match_keys", digests, dtype=pl.Binary)])
 
 
 def unpack_match_keys(mask: int, blob: bytes) -> dict[str, bytes]:
