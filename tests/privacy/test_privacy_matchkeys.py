@@ -91,6 +91,37 @@ def test_packed_keys_round_trip() -> None:
     assert set(unpack_match_keys(packed["match_key_mask"][0], packed["match_keys"][0])) == {"nhs"}
 
 
+def test_packed_keys_round_trip_over_many_rows() -> None:
+    # more rows than are packed at a time, with every row's own mix of present keys
+    pseudonymiser = Pseudonymiser(MASTER, "london", 1)
+    count = 5_000
+    frame = pl.DataFrame(
+        {
+            "nhs_number": ["9434765919" if i % 3 else None for i in range(count)],
+            "forename": [f"Name{i}" if i % 5 else None for i in range(count)],
+            "surname": ["Okafor" if i % 7 else None for i in range(count)],
+            "postcode": ["SW1A 1AA" if i % 2 else None for i in range(count)],
+            "date_of_birth": [date(2009, 3, 5) if i % 11 else None for i in range(count)],
+        }
+    )
+    binary = pseudonymiser.match_keys(frame, "police")
+    packed = pack_match_keys(pseudonymiser.match_keys_hex(frame, "police"))
+    assert packed.schema == pl.Schema({"match_key_mask": pl.Int32, "match_keys": pl.Binary})
+    for index, row in enumerate(binary.iter_rows(named=True)):
+        unpacked = unpack_match_keys(packed["match_key_mask"][index], packed["match_keys"][index])
+        assert unpacked == {k: v for k, v in row.items() if v is not None}
+
+
+def test_packing_refuses_what_is_not_a_digest() -> None:
+    hex_keys = pl.DataFrame(
+        {name: [None] for name in KEY_NAMES}, schema=dict.fromkeys(KEY_NAMES, pl.String)
+    )
+    with pytest.raises(ValueError, match="digest"):
+        pack_match_keys(hex_keys.with_columns(pl.lit("ab").alias("nhs")))
+    with pytest.raises(ValueError):
+        pack_match_keys(hex_keys.with_columns(pl.lit("zz" * 32).alias("nhs")))
+
+
 def test_case_accent_spacing_and_punctuation_do_not_matter() -> None:
     a, b = keys(
         {"forename": "Zoë", "surname": "O'Brien-Smith", "postcode": "sw1a1aa"},
