@@ -1,6 +1,6 @@
 """Thread stages for the ingest pipeline.
 
-Reading and validating (pyarrow, polars), keying (polars-hash) and storing (SQLite, psycopg)
+Reading and validating (polars), keying (polars-hash) and storing (SQLite, psycopg)
 spend most of their time outside the GIL, so running each on its own thread keeps both cores
 busy: batch n is stored while batch n+1 is keyed and batch n+2 is read. Queues are short, so
 memory holds a few batches whatever the file size.

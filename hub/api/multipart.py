@@ -159,8 +159,8 @@ class ThreadPipe(io.RawIOBase):
     """A blocking file-like view of ``MultipartFile``, for the ingest worker thread."""
 
     def __init__(self, source: MultipartFile, loop_token: EventLoopToken) -> None:
-        # The token is needed because readers (pyarrow) may call read() from threads of
-        # their own, not only from the anyio worker thread that runs the ingest.
+        # The token is needed because read() may be called from threads other than the
+        # anyio worker thread that runs the ingest.
         self._source = source
         self._loop_token = loop_token
         self._pending = memoryview(b"")
