@@ -112,12 +112,14 @@ class Ingestor:
         *,
         max_upload_bytes: int,
         max_report_issues: int,
+        batch_rows: int = 8192,
     ) -> None:
         self._engine = engine
         self._keyring = keyring
         self._signer = signer
         self._max_upload_bytes = max_upload_bytes
         self._max_report_issues = max_report_issues
+        self._batch_rows = batch_rows
 
     def ingest(
         self,
@@ -153,7 +155,7 @@ class Ingestor:
         if needs_random_access(filename):
             stream = io.BytesIO(stream.read())
         try:
-            table = open_table(stream, filename)
+            table = open_table(stream, filename, batch_rows=self._batch_rows)
         except ReadError as error:
             raise Unprocessable(error.code, error.message) from None
         permitted = [term.name for term in terms.fields]

@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     max_report_issues: int = Field(
         default=1000, ge=0, description="Row issues listed in a receipt."
     )
+    ingest_batch_rows: int = Field(
+        default=8192,
+        ge=256,
+        le=1_000_000,
+        description="Rows an upload reads, validates, keys and stores at a time. The pipeline "
+        "holds a few batches at once, so this sets ingest's memory (larger: a little less CPU "
+        "per row, more memory).",
+    )
     trusted_signers_file: Path | None = Field(
         default=None,
         description=(
