@@ -22,6 +22,8 @@ in the wrong column, and issues are shown to users and stored in upload receipts
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -129,6 +131,24 @@ class _Check:
     mask: pl.Expr  # True where the issue applies
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The expressions ``map_batch`` runs, for one set of empty and already-canonical columns."""
+
+    typed: tuple[pl.Expr, ...]  # over the raw columns: typed value per field
+    slow_dates: tuple[tuple[str, str, str], ...]  # for fill_slow_dates
+    event: pl.Expr  # __event_date, over the typed columns
+    outputs: tuple[pl.Expr, ...]  # canonical columns, over the typed stage
+    masks: tuple[pl.Expr, ...]  # field and identifier checks, over the typed stage
+    age_masks: tuple[pl.Expr, ...]  # age checks, over the canonical columns
+    checks: tuple[_Check, ...]  # in mask order: masks, then age_masks
+    mask_names: tuple[str, ...]
+
+
+# Plans kept per adapter; more than this many column patterns in one process starts afresh.
+_MAX_PLANS = 32
+
+
 def _typed_name(name: str) -> str:
     return f"__typed__{name}"
 
@@ -178,6 +198,12 @@ class Adapter:
                 raise ValueError(f"{self.dataset}: layout has no field {other!r}")
         if schema.field(self.event_date_source).type not in ("date", "datetime"):
             raise ValueError(f"{self.dataset}: event date source must be a date or datetime")
+        for age_field in self.age_fields:
+            # age checks read the field's canonical output column, which carries its own name
+            if age_field in mapped or age_field in CANONICAL_COLUMNS:
+                raise ValueError(
+                    f"{self.dataset}: age field {age_field!r} must be an ordinary field"
+                )
 
     def _canonical_of(self, source: str) -> str:
         return next(canon for canon, src in self.identifier_sources.items() if src == source)
@@ -232,53 +258,43 @@ class Adapter:
     def map_batch(self, batch: pl.DataFrame, first_row: int) -> CanonicalBatch:
         """Validate ``batch`` (all String) and return its valid rows in canonical form."""
         schema = self.schema
-        raw = batch.select(
-            pl.int_range(first_row, first_row + batch.height, dtype=pl.Int64).alias("row"),
-            *(
-                pl.col(spec.name).cast(pl.String)
-                if spec.name in batch.columns
-                else pl.lit(None, dtype=pl.String).alias(spec.name)
-                for spec in schema.fields
-            ),
+        height = batch.height
+        present = set(batch.columns)
+        raw = pl.DataFrame(
+            [
+                pl.int_range(first_row, first_row + height, dtype=pl.Int64, eager=True).alias(
+                    "row"
+                ),
+                *(
+                    batch.get_column(spec.name).cast(pl.String)
+                    if spec.name in present
+                    else pl.repeat(None, height, dtype=pl.String, eager=True).alias(spec.name)
+                    for spec in schema.fields
+                ),
+            ]
         )
-        checks: list[_Check] = []
-        typed: list[pl.Expr] = []
         # empty columns (absent optional fields, mostly) need no parsing: null_count is O(1)
-        empty = {name for name in raw.columns if raw.get_column(name).null_count() == raw.height}
-        already_canonical = _already_canonical(raw, schema, empty)
-        for spec in schema.fields:
-            if spec.name in empty:
-                typed.append(pl.lit(None, dtype=_DTYPES[spec.type]).alias(_typed_name(spec.name)))
-                if spec.required:
-                    checks.append(_required(spec.name, pl.col(spec.name)))
-                continue
-            expr, field_checks = self._field(spec, spec.name in already_canonical)
-            typed.append(expr.alias(_typed_name(spec.name)))
-            checks.extend(field_checks)
-        stage = raw.with_columns(typed)
-        stage = fill_slow_dates(
-            stage,
-            (
-                (spec.name, _typed_name(spec.name), spec.type)
-                for spec in schema.fields
-                if spec.type in ("date", "datetime")
-            ),
+        empty = frozenset(
+            spec.name for spec in schema.fields if raw.get_column(spec.name).null_count() == height
+        )
+        plan = self._plan(empty, self._already_canonical(raw, empty))
+
+        stage = raw.lazy().with_columns(plan.typed).collect()
+        stage = fill_slow_dates(stage, plan.slow_dates)
+        stage = (
+            stage.lazy()
+            .with_columns(plan.event)
+            .select(*plan.outputs, *plan.masks)
+            .with_columns(plan.age_masks)
+            .collect()
         )
 
-        event = pl.col(_typed_name(self.event_date_source))
-        if schema.field(self.event_date_source).type == "datetime":
-            event = event.dt.date()
-        stage = stage.with_columns(event.alias("__event_date"))
-
-        outputs, output_checks = self._outputs(schema)
-        checks.extend(output_checks)
-        masks = [check.mask.fill_null(False).alias(f"__m{i}") for i, check in enumerate(checks)]
-        stage = stage.select(*outputs, *masks)
-
-        mask_names = [f"__m{i}" for i in range(len(checks))]
+        # Series.any() and | on whole columns: an expression over dozens of mask columns costs
+        # more to plan than the columns cost to scan.
+        masks = [stage.get_column(name) for name in plan.mask_names]
+        flagged = [mask.any() for mask in masks]
         issues: list[RowIssue] = []
-        flagged = stage.select(pl.col(name).any() for name in mask_names).row(0) if checks else ()
-        for check, name, hit in zip(checks, mask_names, flagged, strict=True):
+        for check, name, hit in zip(plan.checks, plan.mask_names, flagged, strict=True):
             if hit:
                 rows = stage.filter(pl.col(name)).get_column("row").to_list()
                 issues.extend(
@@ -286,14 +302,102 @@ class Adapter:
                     for row in rows
                 )
         issues.sort(key=lambda issue: issue.row)
-        error_masks = [
-            pl.col(name)
-            for check, name in zip(checks, mask_names, strict=True)
-            if check.severity == "error"
+        errors = [
+            mask
+            for check, mask, hit in zip(plan.checks, masks, flagged, strict=True)
+            if hit and check.severity == "error"
         ]
-        keep = ~pl.any_horizontal(error_masks) if error_masks else pl.lit(True)
-        frame = stage.filter(keep).drop(mask_names)
+        frame = stage.drop(plan.mask_names)
+        if errors:
+            frame = frame.filter(~functools.reduce(operator.or_, errors))
         return CanonicalBatch(frame=frame, issues=issues)
+
+    @functools.cached_property
+    def _plans(self) -> dict[tuple[frozenset[str], frozenset[str], dt.date], _Plan]:
+        return {}
+
+    @functools.cached_property
+    def _canonical_checks(self) -> dict[str, pl.Expr]:
+        """Per code column: True when every value is spelt as in the layout (or null)."""
+        return {
+            spec.name: (
+                pl.col(spec.name).is_in(sorted(spec.allowed_values or ()))
+                | pl.col(spec.name).is_null()
+            )
+            .all()
+            .alias(spec.name)
+            for spec in self.schema.fields
+            if spec.type in ("enum", "string") and spec.allowed_values is not None
+        }
+
+    def _already_canonical(self, frame: pl.DataFrame, skip: frozenset[str]) -> frozenset[str]:
+        """Code columns whose every value is already spelt as in the layout (one cheap pass).
+
+        Most extracts use the layout's exact codes, so the case-insensitive remapping can be
+        skipped for those columns; it is only needed where some value differs.
+        """
+        checks = [expr for name, expr in self._canonical_checks.items() if name not in skip]
+        if not checks:
+            return frozenset()
+        flags = frame.select(checks).row(0, named=True)
+        return frozenset(name for name, ok in flags.items() if ok)
+
+    def _plan(self, empty: frozenset[str], canonical: frozenset[str]) -> _Plan:
+        """The expressions for batches with these empty and already-canonical columns.
+
+        Built once and reused: building them costs about as much as running them on a few
+        thousand rows. Today's date is part of the key (date of birth and PNC checks use it).
+        """
+        key = (empty, canonical, dt.date.today())
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= _MAX_PLANS:  # a bound for extracts whose empty columns vary
+                self._plans.clear()
+            plan = self._plans[key] = self._build_plan(empty, canonical)
+        return plan
+
+    def _build_plan(self, empty: frozenset[str], canonical: frozenset[str]) -> _Plan:
+        schema = self.schema
+        checks: list[_Check] = []
+        typed: list[pl.Expr] = []
+        for spec in schema.fields:
+            if spec.name in empty:
+                typed.append(pl.lit(None, dtype=_DTYPES[spec.type]).alias(_typed_name(spec.name)))
+                if spec.required:
+                    checks.append(_required(spec.name, pl.col(spec.name)))
+                continue
+            expr, field_checks = self._field(spec, spec.name in canonical)
+            typed.append(expr.alias(_typed_name(spec.name)))
+            checks.extend(field_checks)
+        slow_dates = tuple(
+            (spec.name, _typed_name(spec.name), spec.type)
+            for spec in schema.fields
+            if spec.type in ("date", "datetime")
+        )
+        event = pl.col(_typed_name(self.event_date_source))
+        if schema.field(self.event_date_source).type == "datetime":
+            event = event.dt.date()
+        outputs, output_checks = self._outputs(schema)
+        masks = [
+            check.mask.fill_null(False).alias(f"__m{i}")
+            for i, check in enumerate((*checks, *output_checks))
+        ]
+        age_checks = self._age_checks()
+        age_masks = [
+            check.mask.fill_null(False).alias(f"__m{i}")
+            for i, check in enumerate(age_checks, start=len(masks))
+        ]
+        all_checks = (*checks, *output_checks, *age_checks)
+        return _Plan(
+            typed=tuple(typed),
+            slow_dates=slow_dates,
+            event=event.alias("__event_date"),
+            outputs=tuple(outputs),
+            masks=tuple(masks),
+            age_masks=tuple(age_masks),
+            checks=all_checks,
+            mask_names=tuple(f"__m{i}" for i in range(len(all_checks))),
+        )
 
     # ------------------------------------------------------------------------------ internals
 
@@ -369,11 +473,10 @@ class Adapter:
         return expr, checks
 
     def _outputs(self, schema: ExtractSchema) -> tuple[list[pl.Expr], list[_Check]]:
-        """Canonical output columns (over the typed stage) and the identifier/age checks."""
+        """Canonical output columns (over the typed stage) and the identifier checks."""
         checks: list[_Check] = []
         event = pl.col("__event_date")
         outputs: list[pl.Expr] = [pl.col("row")]
-        dob = pl.lit(None, dtype=pl.Date)
         for canonical in IDENTIFIER_COLUMNS:
             source = self.identifier_sources.get(canonical)
             if source is None:
@@ -423,8 +526,14 @@ class Adapter:
                 continue
             outputs.append(pl.col(_typed_name(spec.name)).alias(spec.name))
 
+        return outputs, checks
+
+    def _age_checks(self) -> list[_Check]:
+        """Age checks, over the canonical output columns (date of birth already cleaned)."""
+        checks: list[_Check] = []
+        dob, event = pl.col("date_of_birth"), pl.col("event_date")
         for age_field in self.age_fields:
-            age = pl.col(_typed_name(age_field))
+            age = pl.col(age_field)
             implied = _age_in_years(dob, event)
             checks.append(
                 _Check(
@@ -445,7 +554,7 @@ class Adapter:
                     (age >= 0) & (age <= _MAX_AGE) & ((age - implied).abs() > 1),
                 )
             )
-        return outputs, checks
+        return checks
 
 
 _CODE_HELP = "not one of the codes allowed by the extract layout"
@@ -478,30 +587,6 @@ def _invalid(name: str, code: str, help_text: str, raw: pl.Expr, _typed_expr: pl
     # evaluated after the typed column has been materialised, so refer to it by name
     typed = pl.col(_typed_name(name))
     return _Check(name, code, "error", f"{name}: {help_text}", raw.is_not_null() & typed.is_null())
-
-
-def _already_canonical(frame: pl.DataFrame, schema: ExtractSchema, skip: set[str]) -> set[str]:
-    """Code columns whose every value is already spelt as in the layout (one cheap pass).
-
-    Most extracts use the layout's exact codes, so the case-insensitive remapping can be
-    skipped for those columns; it is only needed where some value differs.
-    """
-    candidates = [
-        spec
-        for spec in schema.fields
-        if spec.type in ("enum", "string")
-        and spec.allowed_values is not None
-        and spec.name not in skip
-    ]
-    if not candidates:
-        return set()
-    flags = frame.select(
-        (pl.col(spec.name).is_in(sorted(spec.allowed_values or ())) | pl.col(spec.name).is_null())
-        .all()
-        .alias(spec.name)
-        for spec in candidates
-    ).row(0, named=True)
-    return {name for name, ok in flags.items() if ok}
 
 
 def _typed(spec: FieldSpec, canonical: bool = False) -> tuple[pl.Expr, str, str]:

@@ -242,6 +242,26 @@ def test_row_numbers_follow_first_row() -> None:
     only(result.issues, row=65_539)
 
 
+def test_a_batch_is_judged_on_its_own_columns_whatever_came_before() -> None:
+    # map_batch reuses its expressions between batches with the same empty and already-canonical
+    # columns; a batch must still be validated on what it holds, not on an earlier batch's shape.
+    adapter = get_adapter(POLICE)
+
+    def batch(**values: str) -> pl.DataFrame:
+        data = extract_csv(POLICE, values)
+        return next(open_table(io.BytesIO(data), "e.csv").batches)
+
+    empty_flag = adapter.map_batch(batch(gang_related_flag="", weapon_type="bite"), 2)
+    bad_flag = adapter.map_batch(batch(gang_related_flag="perhaps", weapon_type="bite"), 2)
+    upper_code = adapter.map_batch(batch(gang_related_flag="", weapon_type="BITE"), 2)
+    again = adapter.map_batch(batch(gang_related_flag="", weapon_type="bite"), 2)
+    assert empty_flag.issues == [] and empty_flag.frame.height == 1
+    only(bad_flag.issues, row=2, field="gang_related_flag", code="invalid_boolean")
+    assert bad_flag.frame.height == 0
+    assert upper_code.issues == [] and upper_code.frame.get_column("weapon_type")[0] == "bite"
+    assert again.issues == [] and again.frame.equals(empty_flag.frame)
+
+
 def test_event_date_and_typed_columns() -> None:
     result = run(POLICE, {"offence_datetime_from": "10/02/2024 21:15", "easting": "531000"})
     row = result.frame.row(0, named=True)
