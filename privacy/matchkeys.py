@@ -17,6 +17,8 @@ so pseudonyms from different domains or versions never link.
 from __future__ import annotations
 
 import binascii
+import datetime as dt
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,36 +167,45 @@ _NORMALISERS: dict[str, tuple[str, Callable[[pl.Expr], pl.Expr]]] = {
 }
 
 
-def _normalise_distinct(raw: pl.Series, normaliser: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
-    """Apply ``normaliser`` to each distinct value of ``raw`` once and map the results back."""
-    distinct = raw.drop_nulls().unique().to_frame("raw")
-    if distinct.is_empty():
-        return pl.Series([None] * len(raw), dtype=pl.String)
-    table = distinct.lazy().with_columns(normaliser(pl.col("raw")).alias("norm")).collect()
-    return (
-        raw.to_frame("raw")
-        .join(table, on="raw", how="left", maintain_order="left")
-        .get_column("norm")
-    )
+@functools.lru_cache(maxsize=2)
+def _normaliser_exprs(today: dt.date) -> dict[str, pl.Expr]:
+    """Per source column, its normaliser over a column "raw", built once a day (PNC
+    normalisation reads today's date to place two-digit years)."""
+    return {source: fn(pl.col("raw")).alias("norm") for source, (_, fn) in _NORMALISERS.items()}
 
 
-def _normalised_fields(inputs: pl.DataFrame) -> pl.DataFrame:
-    """The normalised field columns every key is built from."""
-    fields = pl.DataFrame(
-        [
-            _normalise_distinct(inputs.get_column(source), fn).alias(target)
-            for source, (target, fn) in _NORMALISERS.items()
-        ]
+def _normalised_fields(inputs: pl.DataFrame) -> pl.LazyFrame:
+    """The normalised field columns every key is built from (one query, not yet run)."""
+    normalisers = _normaliser_exprs(dt.date.today())
+    frame = inputs.lazy()
+    parts: list[pl.LazyFrame] = []
+    for source, (target, _) in _NORMALISERS.items():
+        if inputs.get_column(source).null_count() == inputs.height:
+            # nothing to normalise (a field the dataset does not have, mostly): the column of
+            # nulls itself, so the part keeps the frame's height
+            parts.append(frame.select(pl.col(source).alias(target)))
+            continue
+        # normalise each distinct value once and join the results back, in row order
+        table = frame.select(pl.col(source).drop_nulls().unique().alias("raw")).with_columns(
+            normalisers[source]
+        )
+        parts.append(
+            frame.select(pl.col(source).alias("raw"))
+            .join(table, on="raw", how="left", maintain_order="left")
+            .select(pl.col("norm").alias(target))
+        )
+    dob = pl.col("date_of_birth")
+    parts.append(
+        frame.select(
+            # local ids are nearly all distinct and cheap to normalise: do them directly.
+            local_id_expr(pl.col("local_id")).alias("local"),
+            dob.dt.to_string("%Y-%m-%d").alias("dob"),
+            dob.dt.year().cast(pl.String).alias("year"),
+            dob.dt.day().alias("day"),
+            dob.dt.month().alias("month"),
+        )
     )
-    dob = inputs.get_column("date_of_birth").cast(pl.Date)
-    return fields.with_columns(
-        # local ids are nearly all distinct and cheap to normalise: do them directly.
-        inputs.select(local_id_expr(pl.col("local_id"))).to_series().alias("local"),
-        dob.dt.to_string("%Y-%m-%d").alias("dob"),
-        dob.dt.year().cast(pl.String).alias("year"),
-        dob.dt.day().alias("day"),
-        dob.dt.month().alias("month"),
-    )
+    return pl.concat(parts, how="horizontal")
 
 
 def _key_strings(dataset: str | None) -> list[pl.Expr]:
@@ -240,6 +251,10 @@ def _key_strings(dataset: str | None) -> list[pl.Expr]:
     return [keys[spec.name].alias(spec.name) for spec in MATCH_KEYS]
 
 
+# Datasets whose key expressions one Pseudonymiser keeps (an ingest uses one or two).
+_MAX_CACHED_DATASETS = 16
+
+
 class Pseudonymiser:
     """Turns identifier columns into match-key digests for one linkage domain and key version.
 
@@ -265,6 +280,7 @@ class Pseudonymiser:
         # SHA-256 block): the vectorised HMAC below takes its key as text.
         self._hmac_key_text = key.hex()
         self._hmac = HMAC(self._hmac_key_text.encode("ascii"), SHA256())
+        self._expression_cache: dict[str | None, tuple[list[pl.Expr], list[pl.Expr]]] = {}
 
     def __repr__(self) -> str:  # never show key material
         return f"Pseudonymiser(domain={self.domain!r}, key_version={self.key_version})"
@@ -283,8 +299,25 @@ class Pseudonymiser:
         return digest.alias(column)
 
     def _keys_for(self, inputs: pl.DataFrame, dataset: str | None) -> pl.DataFrame:
-        strings = _normalised_fields(inputs).select(_key_strings(dataset))
-        return strings.select(self._hmac_hex(name) for name in strings.columns)
+        """The hex digests for ``inputs``, in one query (one pass of planning and running)."""
+        strings, digests = self._expressions(dataset)
+        return _normalised_fields(inputs).select(strings).select(digests).collect()
+
+    def _expressions(self, dataset: str | None) -> tuple[list[pl.Expr], list[pl.Expr]]:
+        """The key-string and HMAC expressions for ``dataset``, built once.
+
+        Building them costs about as much as running them on a few thousand rows.
+        """
+        cached = self._expression_cache.get(dataset)
+        if cached is None:
+            if len(self._expression_cache) >= _MAX_CACHED_DATASETS:
+                self._expression_cache.clear()
+            cached = (
+                _key_strings(dataset),
+                [self._hmac_hex(spec.name) for spec in MATCH_KEYS],
+            )
+            self._expression_cache[dataset] = cached
+        return cached
 
     def match_keys(self, frame: pl.DataFrame, dataset: str | None = None) -> pl.DataFrame:
         """One ``pl.Binary`` column per :data:`MATCH_KEYS` entry (32-byte HMAC-SHA256 digest,

@@ -254,6 +254,20 @@ def test_misspelt_forename_links_on_initial_and_sector() -> None:
     assert a["name_dob_postcode"] != b["name_dob_postcode"]
 
 
+def test_keys_do_not_depend_on_the_rest_of_the_batch() -> None:
+    # A column with no values in a batch is not normalised at all; a row's keys must still be the
+    # same as when it shares a batch with rows that do have the field.
+    pseudonymiser = Pseudonymiser(MASTER, "london", 1)
+    without = [{"pnc_id": None, "nhs_number": None, "local_id": f"L{i}"} for i in range(3)]
+    mixed = [*without, {"local_id": "L9"}]
+    alone = pseudonymiser.match_keys(frame(*without), dataset="police")
+    together = pseudonymiser.match_keys(frame(*mixed), dataset="police")
+    assert together.head(3).equals(alone)
+    assert together.get_column("pnc")[3] is not None and alone.get_column("pnc").null_count() == 3
+    dataset_scoped = pseudonymiser.match_keys(frame(*mixed), dataset="probation")
+    assert dataset_scoped.get_column("local_id")[0] != together.get_column("local_id")[0]
+
+
 def test_empty_frame() -> None:
     out = Pseudonymiser(MASTER, "london", 1).match_keys(frame().clear(), dataset="police")
     assert out.height == 0 and out.columns == KEY_NAMES
