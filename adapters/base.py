@@ -655,7 +655,7 @@ def _identifier_valid(canonical: str, spec: FieldSpec) -> pl.Expr | None:
     if canonical in ("upn", "former_upn"):
         return normalise.upn_expr(col).is_not_null()
     if canonical == "pnc_id":
-        return normalise.pnc_expr(col).is_not_null()
+        return normalise.pnc_valid_expr(col)
     if canonical == "postcode":
         return normalise.postcode_expr(col).is_not_null()
     if spec.pattern:

@@ -46,6 +46,7 @@ __all__ = [
     "parse_datetime",
     "pnc_check_letter",
     "pnc_expr",
+    "pnc_valid_expr",
     "postcode_area",
     "postcode_area_expr",
     "postcode_district",
@@ -372,9 +373,7 @@ def datetime_expr(expr: pl.Expr) -> pl.Expr:
     full, this_century, last_century = build(""), build("20"), build("19")
     # The pivot compares dates, as parse_date does: a time of day never flips the century.
     today = pl.lit(date.today())
-    pivoted = (
-        pl.when(this_century.dt.date() <= today).then(this_century).otherwise(last_century)
-    )
+    pivoted = pl.when(this_century.dt.date() <= today).then(this_century).otherwise(last_century)
     return pl.when(two_digit).then(pivoted).otherwise(full)
 
 
@@ -412,9 +411,7 @@ def nhs_number_expr(expr: pl.Expr) -> pl.Expr:
     digits = expr.str.replace_all(_NHS_STRIP_RE, "")
     shaped = digits.str.contains(r"^[0-9]{10}$")
     number = pl.when(shaped).then(digits).str.to_integer(strict=False)
-    total = pl.sum_horizontal(
-        [((number // 10 ** (9 - i)) % 10) * (10 - i) for i in range(9)]
-    )
+    total = pl.sum_horizontal([((number // 10 ** (9 - i)) % 10) * (10 - i) for i in range(9)])
     check = (11 - total % 11) % 11  # 11 -> 0; 10 stays 10 and never equals a digit
     return pl.when(shaped & (check == number % 10)).then(digits)
 
@@ -601,6 +598,25 @@ def pnc_expr(expr: pl.Expr) -> pl.Expr:
     return pl.when(letter == expected).then(
         pl.concat_str([year.cast(pl.String), pl.lit("/"), serial.cast(pl.String), letter])
     )
+
+
+def pnc_valid_expr(expr: pl.Expr) -> pl.Expr:
+    """True where :func:`normalise_pnc` gives a value, false (or null) where it gives None.
+
+    Validation needs far less than :func:`pnc_expr`: the check letter depends on the year only
+    modulo 100, which is its last two digits whatever the century, so no century is placed and
+    no normal form is built. polars evaluates a repeated sub-expression once per use, so this
+    runs the whitespace strip and upper-casing 4 times instead of ~14 (~3x cheaper a row).
+    """
+    compact = expr.str.replace_all(r"\s+", "").str.to_uppercase()
+    halves = compact.str.split_exact("/", 1)
+    rest = halves.struct.field("field_1")
+    two_digit_year = halves.struct.field("field_0").str.tail(2).str.to_integer(strict=False)
+    serial = rest.str.head(-1).str.to_integer(strict=False)
+    expected = ((two_digit_year * 10_000_000 + serial) % 23).replace_strict(
+        dict(enumerate(_PNC_LETTERS)), default=None, return_dtype=pl.String
+    )
+    return compact.str.contains(_PNC_RE) & (rest.str.tail(1) == expected)
 
 
 # --------------------------------------------------------------------------------------------

@@ -311,6 +311,24 @@ def test_pnc_ids() -> None:
     assert expr_values(n.pnc_expr, raws) == [n.normalise_pnc(r) for r in raws]
 
 
+def test_pnc_validity_agrees_with_normalisation() -> None:
+    rng = random.Random(7)
+    this_year = date.today().year % 100
+    raws: list[str | None] = [None, "", " ", "/", "x", "12/34/5A", "1/2A", "99999/1A", "09//1A"]
+    for _ in range(3_000):
+        year = rng.choice([f"{this_year:02d}", f"{(this_year + 1) % 100:02d}", "00", "99"])
+        year = rng.choice([year, str(rng.randrange(10_000)).zfill(4), str(rng.randrange(1_000))])
+        serial = str(rng.randrange(10 ** rng.randrange(1, 9))).zfill(rng.randrange(1, 8))
+        letter = n.pnc_check_letter(int(year), int(serial))  # reads the year modulo 100
+        letter = rng.choice([letter, letter.lower(), rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ9")])
+        raw = f"{year}{rng.choice('//-')}{serial}{letter}"
+        cut = rng.randrange(len(raw) + 1)
+        raws.append(rng.choice([raw, f"{raw[:cut]} {raw[cut:]}", f"\t{raw}\u00a0"]))
+    valid = [value is True for value in expr_values(n.pnc_valid_expr, raws)]
+    assert valid == [n.normalise_pnc(raw) is not None for raw in raws]
+    assert 0 < sum(valid) < len(raws)
+
+
 def test_local_ids() -> None:
     assert n.normalise_local_id(" ab 123 ") == "AB123"
     assert n.normalise_local_id("  ") is None
