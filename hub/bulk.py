@@ -7,37 +7,15 @@ validating and hashing them together. PostgreSQL gets ``COPY``; SQLite gets the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 from sqlalchemy import Connection, Table
 
-# SQLite page cache for the connection while an upload writes (KiB, as PRAGMA cache_size takes
-# negative values). The default 2 MiB cache makes the records' (dataset, event_date) index,
-# whose inserts land all over the tree, spill and re-read pages: ~25% of the insert time at
-# a million rows. Restored afterwards, so an idle connection keeps its small cache.
-SQLITE_UPLOAD_CACHE_KIB = 16 * 1024
-
 # Rows turned into Python tuples at a time: a batch's rows as tuples take several times the
 # memory of its columns, so they are made a slice at a time (the speed is the same).
 ROWS_PER_INSERT = 2048
-
-
-@contextmanager
-def bulk_writing(connection: Connection) -> Iterator[None]:
-    """Tune ``connection`` for a large write for the duration of the block (SQLite only)."""
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    driver_connection = connection.connection.driver_connection
-    previous = driver_connection.execute("PRAGMA cache_size").fetchone()[0]  # type: ignore[union-attr]
-    driver_connection.execute(f"PRAGMA cache_size = -{SQLITE_UPLOAD_CACHE_KIB}")  # type: ignore[union-attr]
-    try:
-        yield
-    finally:
-        driver_connection.execute(f"PRAGMA cache_size = {int(previous)}")  # type: ignore[union-attr]
 
 
 def insert_frame(

@@ -33,7 +33,7 @@ from adapters.base import Adapter, RowIssue
 from adapters.readers import ReadError, open_table
 from agreements import Agreement, DatasetTerms
 from hub.audit import SYSTEM, Actor, append_event
-from hub.bulk import bulk_writing, insert_frame
+from hub.bulk import insert_frame
 from hub.db import large_write
 from hub.errors import NotFound, Unprocessable
 from hub.keyring import KeyRing
@@ -175,93 +175,90 @@ class Ingestor:
         try:
             with large_write(self._engine) as connection:
                 upload_pk = self._open_upload(connection, upload_id, agreement, dataset)
-                with bulk_writing(connection):
-                    table_rows = RecordRow.__table__
+                table_rows = RecordRow.__table__
 
-                    constants = {
-                        "upload_pk": upload_pk,
-                        "dataset": adapter.dataset,
-                        "key_version": pseudonymiser.key_version,
-                    }
+                constants = {
+                    "upload_pk": upload_pk,
+                    "dataset": adapter.dataset,
+                    "key_version": pseudonymiser.key_version,
+                }
 
-                    def store(batch: _StoreBatch) -> None:
-                        insert_frame(connection, table_rows, batch.records, constants=constants)  # type: ignore[arg-type]
-                        connection.execute(
-                            insert(RecordAttributeBatchRow).values(
-                                upload_pk=upload_pk,
-                                first_row=batch.first_row,
-                                rows=batch.records.height,
-                                body=batch.attributes,
-                            )
-                        )
-
-                    # One batch queued per stage: deeper queues hold more batches in memory
-                    # (~20 MB each) without keeping the two cores any busier.
-                    writer: ThreadStage[_StoreBatch] = ThreadStage(store, name="hub-store", depth=1)
-
-                    def key(canonical: pl.DataFrame) -> None:
-                        writer.submit(
-                            self._records_with_keys(adapter, pseudonymiser, terms, canonical)
-                        )
-
-                    keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key", depth=1)
-                    first_row = 2  # the header is spreadsheet row 1
-                    try:
-                        for batch in table.batches:
-                            canonical = adapter.map_batch(batch, first_row)
-                            first_row += batch.height
-                            tally.rows_read += batch.height
-                            tally.add(canonical.issues, self._max_report_issues)
-                            if canonical.frame.height:
-                                tally.rows_accepted += canonical.frame.height
-                                keyer.submit(canonical.frame)
-                            if progress is not None:
-                                progress(tally.rows_read)
-                            log.info("upload %s: %d rows processed", upload_id, tally.rows_read)
-                        reader.drain()
-                    except ReadError as error:
-                        raise Unprocessable(error.code, error.message) from None
-                    finally:
-                        # Stop both stages before the transaction ends, whatever happened.
-                        try:
-                            keyer.close()
-                        finally:
-                            writer.close()
-                    existing = self._live_upload(connection, agreement.id, dataset, reader.sha256)
-                    if existing is not None:
-                        raise _AlreadyUploaded(existing)
-                    if tally.rows_accepted == 0:
-                        raise Unprocessable(
-                            "no_valid_rows",
-                            f"None of the {tally.rows_read:,} rows passed validation, so nothing "
-                            "was stored. Fix the errors listed and upload the file again.",
-                            details=self._report(tally),
-                        )
-                    receipt = self._receipt(upload_id, agreement, dataset, reader, tally)
+                def store(batch: _StoreBatch) -> None:
+                    insert_frame(connection, table_rows, batch.records, constants=constants)  # type: ignore[arg-type]
                     connection.execute(
-                        update(UploadRow)
-                        .where(UploadRow.id == upload_pk)
-                        .values(
-                            sha256=reader.sha256,
-                            size_bytes=reader.size,
-                            rows_read=tally.rows_read,
-                            rows_accepted=tally.rows_accepted,
-                            rows_rejected=tally.rows_read - tally.rows_accepted,
-                            status="stored",
-                            live=1,
-                            receipt=receipt,
+                        insert(RecordAttributeBatchRow).values(
+                            upload_pk=upload_pk,
+                            first_row=batch.first_row,
+                            rows=batch.records.height,
+                            body=batch.attributes,
                         )
                     )
-                    append_event(
-                        connection,
-                        actor.event(
-                            "upload.stored",
-                            f"{upload_id}: {tally.rows_read:,} rows read, "
-                            f"{tally.rows_accepted:,} stored (sha256 {reader.sha256[:16]})",
-                            resource=f"agreements/{agreement.id}/datasets/{dataset}",
-                            agreement_id=agreement.id,
-                        ),
+
+                # One batch queued per stage: deeper queues hold more batches in memory
+                # (several MB each) without keeping the two cores any busier.
+                writer: ThreadStage[_StoreBatch] = ThreadStage(store, name="hub-store", depth=1)
+
+                def key(canonical: pl.DataFrame) -> None:
+                    writer.submit(self._records_with_keys(adapter, pseudonymiser, terms, canonical))
+
+                keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key", depth=1)
+                first_row = 2  # the header is spreadsheet row 1
+                try:
+                    for batch in table.batches:
+                        canonical = adapter.map_batch(batch, first_row)
+                        first_row += batch.height
+                        tally.rows_read += batch.height
+                        tally.add(canonical.issues, self._max_report_issues)
+                        if canonical.frame.height:
+                            tally.rows_accepted += canonical.frame.height
+                            keyer.submit(canonical.frame)
+                        if progress is not None:
+                            progress(tally.rows_read)
+                        log.info("upload %s: %d rows processed", upload_id, tally.rows_read)
+                    reader.drain()
+                except ReadError as error:
+                    raise Unprocessable(error.code, error.message) from None
+                finally:
+                    # Stop both stages before the transaction ends, whatever happened.
+                    try:
+                        keyer.close()
+                    finally:
+                        writer.close()
+                existing = self._live_upload(connection, agreement.id, dataset, reader.sha256)
+                if existing is not None:
+                    raise _AlreadyUploaded(existing)
+                if tally.rows_accepted == 0:
+                    raise Unprocessable(
+                        "no_valid_rows",
+                        f"None of the {tally.rows_read:,} rows passed validation, so nothing "
+                        "was stored. Fix the errors listed and upload the file again.",
+                        details=self._report(tally),
                     )
+                receipt = self._receipt(upload_id, agreement, dataset, reader, tally)
+                connection.execute(
+                    update(UploadRow)
+                    .where(UploadRow.id == upload_pk)
+                    .values(
+                        sha256=reader.sha256,
+                        size_bytes=reader.size,
+                        rows_read=tally.rows_read,
+                        rows_accepted=tally.rows_accepted,
+                        rows_rejected=tally.rows_read - tally.rows_accepted,
+                        status="stored",
+                        live=1,
+                        receipt=receipt,
+                    )
+                )
+                append_event(
+                    connection,
+                    actor.event(
+                        "upload.stored",
+                        f"{upload_id}: {tally.rows_read:,} rows read, "
+                        f"{tally.rows_accepted:,} stored (sha256 {reader.sha256[:16]})",
+                        resource=f"agreements/{agreement.id}/datasets/{dataset}",
+                        agreement_id=agreement.id,
+                    ),
+                )
         except _AlreadyUploaded as duplicate:
             return duplicate.receipt
         except IntegrityError:
