@@ -8,8 +8,10 @@ rows per person or clamping values is not part of it (see ``privacy.dp.bounds``)
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from privacy.dp import opendp_core as dp
+if TYPE_CHECKING:
+    from privacy.dp import opendp_core as dp
 
 ALPHA = 0.05
 """1 - confidence level of every interval the hub states (95% intervals)."""
@@ -68,6 +70,8 @@ def discrete_laplace_half_width_for_scale(scale: float) -> int:
     OpenDP's ``discrete_laplacian_scale_to_accuracy`` returns ``a`` with P(|X| >= a) = alpha;
     since X is an integer, P(|X| <= ceil(a) - 1) = 1 - P(|X| >= ceil(a)) = 1 - alpha.
     """
+    from privacy.dp import opendp_core as dp
+
     a = float(dp.discrete_laplacian_scale_to_accuracy(scale=scale, alpha=ALPHA))
     return max(math.ceil(a) - 1, 0)
 
@@ -85,6 +89,8 @@ def discrete_laplace_epsilon(
 
     Counts are integers, so a non-integer half-width is floored.
     """
+    from privacy.dp import opendp_core as dp
+
     h = math.floor(_check_half_width(half_width))
     if h < 1:
         raise AccuracyError(
@@ -104,6 +110,8 @@ def discrete_laplace_epsilon(
 
 def laplace_half_width_for_scale(scale: float) -> float:
     """``h`` with P(|X| <= h) = 95% for X ~ Laplace(scale): h = scale * ln(1/alpha)."""
+    from privacy.dp import opendp_core as dp
+
     return float(dp.laplacian_scale_to_accuracy(scale=scale, alpha=ALPHA))
 
 
@@ -117,6 +125,8 @@ def laplace_epsilon(
     half_width: float, sensitivity: float, *, max_epsilon: float | None = None
 ) -> float:
     """Epsilon whose Laplace 95% half-width equals ``half_width``."""
+    from privacy.dp import opendp_core as dp
+
     h = _check_half_width(half_width)
     scale = float(dp.accuracy_to_laplacian_scale(accuracy=h, alpha=ALPHA))
     return _check_cap(_check_sensitivity(sensitivity) / scale, max_epsilon, half_width)
@@ -205,12 +215,16 @@ def mean_epsilon(
 
 def discrete_laplace_half_width_at(epsilon: float, sensitivity: float, alpha: float) -> int:
     """Discrete-Laplace half-width at level ``alpha`` (the mean uses alpha/2 per part)."""
+    from privacy.dp import opendp_core as dp
+
     a = float(dp.discrete_laplacian_scale_to_accuracy(scale=sensitivity / epsilon, alpha=alpha))
     return max(math.ceil(a) - 1, 0)
 
 
 def laplace_half_width_at(epsilon: float, sensitivity: float, alpha: float) -> float:
     """Laplace half-width at level ``alpha``."""
+    from privacy.dp import opendp_core as dp
+
     return float(dp.laplacian_scale_to_accuracy(scale=sensitivity / epsilon, alpha=alpha))
 
 

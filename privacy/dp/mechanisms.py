@@ -28,13 +28,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import polars as pl
 
 from privacy.dp import accuracy
-from privacy.dp import opendp_core as dp
+
+if TYPE_CHECKING:
+    from privacy.dp import opendp_core as dp
 
 VALUE = "value"
 """Default name of the true-value column of the input table."""
@@ -142,7 +144,7 @@ def align_to_keyset(
     return out.with_columns(pl.col(value_column).fill_null(fill))
 
 
-Builder = Callable[[float], dp.Measurement]
+Builder = Callable[[float], "dp.Measurement"]
 
 
 def _calibrate(
@@ -162,12 +164,16 @@ def _calibrate(
 
 def _int_laplace(scale: float) -> dp.Measurement:
     """Discrete Laplace (OpenDP samples integer Laplace noise exactly) on a vector of i64."""
+    from privacy.dp import opendp_core as dp
+
     return dp.m.make_laplace(
         dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.l1_distance(T=dp.i64), scale=scale
     )
 
 
 def _float_laplace(scale: float) -> dp.Measurement:
+    from privacy.dp import opendp_core as dp
+
     return dp.m.make_laplace(
         dp.vector_domain(dp.atom_domain(T=dp.f64, nan=False)),
         dp.l1_distance(T=dp.f64),
@@ -291,6 +297,8 @@ def release_mean(
     the ratio clamped to [L, U] (or the midpoint when the noisy count is < 1); the interval is
     ``accuracy.mean_interval`` from both parts at 97.5% each, so it holds with >= 95%.
     """
+    from privacy.dp import opendp_core as dp
+
     epsilon = _epsilon(epsilon)
     if not 0 < count_share < 1:
         raise ReleaseError("count_share must be strictly between 0 and 1")
@@ -362,6 +370,8 @@ def release_quantile(
     epsilon-DP (parallel composition over the disjoint cells). Accuracy is stated in ranks:
     ``rank_half_width`` records; ``lower``/``upper`` are null.
     """
+    from privacy.dp import opendp_core as dp
+
     epsilon = _epsilon(epsilon)
     if not 0 <= alpha <= 1 or math.isnan(alpha):
         raise ReleaseError(f"quantile alpha must be in [0, 1], got {alpha!r}")

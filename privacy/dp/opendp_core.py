@@ -3,7 +3,10 @@
 The prelude also imports OpenDP's scikit-learn, polars and ibis integrations: 139 MB of
 resident memory and about a second at every start of every hub process, none of it used here.
 Modules in this package import ``from privacy.dp import opendp_core as dp`` and write
-``dp.m...``, ``dp.vector_domain(...)`` exactly as with the prelude.
+``dp.m...``, ``dp.vector_domain(...)`` exactly as with the prelude. They import it inside the
+functions that build or calibrate a measurement, not at the top: OpenDP's native library is
+~9 MB resident, and a process that never releases anything (an ingest-only hub, the linker)
+should not carry it. The first release in a process loads it.
 """
 
 from __future__ import annotations

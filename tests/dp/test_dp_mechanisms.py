@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -317,3 +319,20 @@ def test_clopper_pearson_matches_known_values() -> None:
     lo, hi = clopper_pearson(50, 100, 0.95)
     assert lo == pytest.approx(0.3983, abs=1e-3) and hi == pytest.approx(0.6017, abs=1e-3)
     assert clopper_pearson(0, 10, 0.95)[0] == 0.0 and clopper_pearson(10, 10, 0.95)[1] == 1.0
+
+
+def test_the_api_loads_opendp_only_when_it_first_releases() -> None:
+    # OpenDP's native library is ~9 MB resident: an ingest-only hub process (issue 2: peak RSS
+    # under 300 MB) should not carry it, and a release must still find it.
+    script = (
+        "import sys\n"
+        "import hub.api.app, hub.cli\n"
+        "print('opendp' in sys.modules)\n"
+        "from privacy.dp.accuracy import laplace_half_width_for_scale\n"
+        "laplace_half_width_for_scale(1.0)\n"
+        "print('opendp' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "True"]
