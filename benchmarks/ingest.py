@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -126,20 +127,9 @@ def machine() -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--data", type=Path, default=Path("bench-data"))
-    parser.add_argument("--no-write", action="store_true", help="Print only; do not touch docs/.")
-    args = parser.parse_args()
-
-    args.data.mkdir(exist_ok=True)
-    extract = args.data / f"police-{args.rows}.csv"
-    if not extract.exists():
-        print(f"Generating {args.rows:,} police rows → {extract}")
-        generate_police_extract(extract, args.rows, seed=1)
-    size_mb = extract.stat().st_size / 1024**2
-
+def measure(extract: Path) -> tuple[list[Run], int, float]:
+    """One run of each path on a fresh SQLite hub: the runs, the idle hub's RSS, and the hub
+    CPU seconds the API upload left running after its receipt."""
     with tempfile.TemporaryDirectory() as scratch:
         # Ingest alone: linkage (issue 4) runs in its own `hub linker` process in production
         # set-ups and has its own benchmark.
@@ -159,7 +149,6 @@ def main() -> None:
         server.start()
         assert server.process is not None
         idle_rss = psutil.Process(server.process.pid).memory_info().rss
-        load_before = os.getloadavg()[0]
         runs: list[Run] = []
         try:
             with (
@@ -257,6 +246,31 @@ def main() -> None:
             )
         )
         print(runs[-1], f"{runs[-1].rows_per_second:,.0f} rows/s")
+    return runs, idle_rss, after_receipt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--data", type=Path, default=Path("bench-data"))
+    parser.add_argument("--no-write", action="store_true", help="Print only; do not touch docs/.")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="Runs of every path, each in fresh processes."
+    )
+    args = parser.parse_args()
+
+    args.data.mkdir(exist_ok=True)
+    extract = args.data / f"police-{args.rows}.csv"
+    if not extract.exists():
+        print(f"Generating {args.rows:,} police rows → {extract}")
+        generate_police_extract(extract, args.rows, seed=1)
+    size_mb = extract.stat().st_size / 1024**2
+
+    load_before = os.getloadavg()[0]
+    runs: list[Run] = []
+    for _ in range(args.repeats):
+        measured, idle_rss, after_receipt = measure(extract)
+        runs += measured
     load_after = os.getloadavg()[0]
     # polars writes its jemalloc settings (and any given in the environment) here on import,
     # and the hub processes above inherited them.
@@ -283,6 +297,16 @@ def main() -> None:
             f"| {run.path} | {run.rows:,} | {run.seconds:,.1f} | {run.rows_per_second:,.0f} | "
             f"{run.cpu_us_per_row:.1f} | {run.server_peak_rss / 1024**2:,.0f} MB | {client_mb} |"
         )
+    if args.repeats > 1:
+        lines += ["", f"Over the {args.repeats} runs of each path:", ""]
+        for path in dict.fromkeys(run.path for run in runs):
+            mine = [run for run in runs if run.path == path]
+            lines.append(
+                f"- {path}: median {statistics.median(r.rows_per_second for r in mine):,.0f} "
+                f"rows/s (slowest {min(r.rows_per_second for r in mine):,.0f}), median "
+                f"{statistics.median(r.cpu_us_per_row for r in mine):.1f} µs/row of hub CPU, "
+                f"highest peak RSS {max(r.server_peak_rss for r in mine) / 1024**2:,.0f} MB"
+            )
     lines += [
         "",
         "Targets: ≥ 100,000 rows/s end to end; hub peak RSS < 300 MB whatever the file size.",
@@ -291,7 +315,7 @@ def main() -> None:
         f"{idle_rss / 1024**2:,.0f} MB before the first upload. The in-process row's RSS and "
         "CPU are those of the benchmark process (hub code and client). On SQLite the WAL "
         "checkpoint after the commit runs on a background thread, after the receipt is sent: "
-        f"after the API upload it took {after_receipt / runs[0].rows * 1e6:.1f} µs of hub CPU "
+        f"after the last API upload it took {after_receipt / runs[0].rows * 1e6:.1f} µs of hub CPU "
         "per row more, not counted above.",
         "Allocator: polars' jemalloc with `_RJEM_MALLOC_CONF` in effect "
         f"`{allocator}` (polars' own default keeps freed pages resident, muzzy_decay_ms:-1; "

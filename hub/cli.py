@@ -116,13 +116,25 @@ def serve(
     port: Annotated[int, typer.Option(envvar="HUB_PORT")] = 8000,
 ) -> None:
     """Run the hub's API server."""
+    import subprocess
+    import sys
+
     import uvicorn
 
     from hub.api.app import create_app
     from hub.logs import configure_logging
+    from hub.services import build_hub
+    from hub.settings import Settings
 
     configure_logging()
-    uvicorn.run(create_app(), host=host, port=port, log_config=None)
+    # Migrations run in a child process: the migration machinery (~11 MB) then never sits in
+    # the long-running API process, whose memory an upload must keep under 300 MB (issue 2).
+    migrated = subprocess.run([sys.executable, "-m", "hub.cli", "db", "upgrade"], check=False)
+    if migrated.returncode != 0:
+        err_console.print("The database could not be migrated (see above); the hub did not start.")
+        raise typer.Exit(1)
+    hub = build_hub(Settings(), migrate=False)
+    uvicorn.run(create_app(hub=hub), host=host, port=port, log_config=None)
 
 
 @app.command()

@@ -112,7 +112,7 @@ class Ingestor:
         *,
         max_upload_bytes: int,
         max_report_issues: int,
-        batch_rows: int = 8192,
+        batch_rows: int = 6144,
     ) -> None:
         self._engine = engine
         self._keyring = keyring
