@@ -27,10 +27,17 @@ class HubAPIError(Exception):
         self.details = details
 
 
-class _ProgressFile:
-    """Wraps a file so that every read reports the bytes sent so far."""
+UPLOAD_CHUNK_BYTES = 1 << 20
+"""Bytes an upload sends at a time. httpx asks for 64 KiB; every chunk costs the client and the
+hub a fixed amount of work (framing, the multipart parser, a thread hand-off), so a 278 MB
+extract sent 1 MiB at a time leaves both more CPU for the rows."""
 
-    def __init__(self, handle: IO[bytes], on_read: Callable[[bytes], None]) -> None:
+
+class _UploadBody:
+    """An extract file as an upload body: read 1 MiB at a time, each read reported to
+    ``on_read`` (the CLI's progress bar) when given."""
+
+    def __init__(self, handle: IO[bytes], on_read: Callable[[bytes], None] | None) -> None:
         self._handle = handle
         self._on_read = on_read
 
@@ -40,8 +47,9 @@ class _ProgressFile:
         return self._handle.fileno()
 
     def read(self, size: int = -1) -> bytes:
-        chunk = self._handle.read(size)
-        self._on_read(chunk)
+        chunk = self._handle.read(size if size < 0 else max(size, UPLOAD_CHUNK_BYTES))
+        if self._on_read is not None:
+            self._on_read(chunk)
         return chunk
 
 
@@ -193,7 +201,7 @@ class HubClient:
         on_read: Callable[[bytes], None] | None = None,
     ) -> dict[str, Any]:
         with path.open("rb") as handle:
-            body: Any = _ProgressFile(handle, on_read) if on_read else handle
+            body = _UploadBody(handle, on_read)
             return self._request(  # type: ignore[no-any-return]
                 "POST",
                 f"/v1/agreements/{agreement_id}/datasets/{dataset}/uploads",
