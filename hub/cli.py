@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from hub.audit.cli import audit_app
+from hub.audit_cli import audit_app
 from hub.client import DEFAULT_HUB_URL, HubAPIError, HubClient
 
 app = typer.Typer(

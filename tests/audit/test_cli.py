@@ -10,8 +10,8 @@ import rfc8785
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from hub.audit.cli import audit_app
 from hub.audit.events import canonical_json
+from hub.audit_cli import audit_app
 from hub.services import Hub
 from tests.audit.conftest import append_many, disable_append_only
 from tests.conftest import TEST_MASTER_SECRET

@@ -1,4 +1,9 @@
-"""``hub audit``: export the log, sign a checkpoint, print the key, verify (offline or not)."""
+"""``hub audit``: export the log, sign a checkpoint, print the key, verify (offline or not).
+
+Outside the ``hub.audit`` package, and importing it only inside the commands: the package
+brings SQLAlchemy and the models (~0.2 s), which every other ``hub`` command (an upload, say)
+would otherwise wait for at start.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,6 @@ import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
-
-from hub.audit import notes
-from hub.audit.verify import VerificationFailed, verify_database, verify_export
 
 if TYPE_CHECKING:
     from hub.audit.ledger import NoteSigner
@@ -41,6 +43,8 @@ def _signer(hub: Hub) -> NoteSigner:
 
 def load_public_key(path: Path) -> tuple[str | None, Ed25519PublicKey]:
     """A C2SP verifier key (``name+hash+key``), a PEM public key, or a JWK's raw key."""
+    from hub.audit import notes
+
     text = path.read_text().strip()
     if "+" in text and "\n" not in text and not text.startswith("-----"):
         name, key = notes.parse_verifier_key(text)
@@ -77,6 +81,9 @@ def verify(
     ] = False,
 ) -> None:
     """Verify the audit log and name the first event that fails. Offline on an export."""
+    from hub.audit import notes
+    from hub.audit.verify import VerificationFailed, verify_database, verify_export
+
     try:
         if database:
             hub = _local_hub()
