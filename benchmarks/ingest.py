@@ -318,8 +318,9 @@ def main() -> None:
         f"after the last API upload it took {after_receipt / runs[0].rows * 1e6:.1f} µs of hub CPU "
         "per row more, not counted above.",
         "Allocator: polars' jemalloc with `_RJEM_MALLOC_CONF` in effect "
-        f"`{allocator}` (polars' own default keeps freed pages resident, muzzy_decay_ms:-1; "
-        "appending `muzzy_decay_ms:0` returns them).",
+        f"`{allocator}` (polars puts its own defaults first; jemalloc takes the last value of "
+        "each option, so the hub's `narenas:1,muzzy_decay_ms:0`, set in `hub/__init__.py`, "
+        "apply: freed pages go back to the system at once).",
     ]
     text = "\n".join(lines)
     print(text)
