@@ -58,6 +58,14 @@ def hub(settings: Settings) -> Iterator[Hub]:
     instance.engine.dispose()
 
 
+def python_output(script: str) -> str:
+    """What ``script`` prints, run in a fresh interpreter (to see what a new process imports)."""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import subprocess
-import sys
 
 import openpyxl
 import polars as pl
@@ -15,6 +13,7 @@ import pytest
 
 from adapters.readers import ReadError, Table, open_table
 from tests.adapters.adapter_extracts import ReadOnlyStream
+from tests.conftest import python_output
 
 
 def read_all(table: Table) -> pl.DataFrame:
@@ -314,7 +313,4 @@ def test_reading_a_csv_does_not_import_pyarrow() -> None:
         "assert [b.height for b in table.batches] == [1]\n"
         "print('pyarrow' in sys.modules)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "False"
+    assert python_output(script).strip() == "False"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -24,6 +22,7 @@ from privacy.dp.mechanisms import (
     release_sum,
     sum_sensitivity,
 )
+from tests.conftest import python_output
 
 KEYSET = pl.DataFrame({"borough": ["E09000001", "E09000002", "E09000003", "E09000004"]})
 
@@ -332,7 +331,4 @@ def test_the_api_loads_opendp_only_when_it_first_releases() -> None:
         "laplace_half_width_for_scale(1.0)\n"
         "print('opendp' in sys.modules)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.split() == ["False", "True"]
+    assert python_output(script).split() == ["False", "True"]
