@@ -104,7 +104,8 @@ def build_records(frame: pl.DataFrame, terms: DatasetTerms, adapter: Adapter) ->
     if rules.get(adapter.event_date_source) == "month":
         event_date = event_date.dt.truncate("1mo")
     kept = frame.select(pl.col("row").cast(pl.Int64), *attributes)
-    queried = [pl.col(name) for name in kept.columns[1:] if name in queried_attributes(adapter)]
+    queried_names = queried_attributes(adapter)
+    queried = [pl.col(name) for name in kept.columns[1:] if name in queried_names]
     records = frame.select(
         pl.col("row").cast(pl.Int64),
         pl.lit(adapter.dataset).alias("dataset"),
