@@ -419,14 +419,20 @@ class _CsvReader:
                 found = len(block.ends)
                 if found >= want or eof:
                     break
-                if size > _MAX_RECORD_BYTES and not found:
+                # bytes after the last record end: a quote never closed makes the rest of the
+                # file one record, which must not all be read into memory
+                unended = size - (int(block.ends[-1]) + 1 if found else 0)
+                if unended > _MAX_RECORD_BYTES:
                     raise ReadError(
                         "unreadable_csv",
-                        f"row {self._row + 1} is longer than {_MAX_RECORD_BYTES >> 20} MiB; "
-                        "check it for a double quote that is never closed and export again",
+                        f"row {self._row + found + 1} is longer than "
+                        f"{_MAX_RECORD_BYTES >> 20} MiB; check it for a double quote that is "
+                        "never closed and export again",
                     )
-                # quoted line breaks or blank lines: read about as much again as is missing
-                need_bytes = size + (want - found) * (size // max(found, 1)) + _CSV_READ_BYTES
+                # quoted line breaks or blank lines: read about as much again as is missing,
+                # but never so much that the check above could be skipped past
+                estimate = (want - found) * (size // max(found, 1)) + _CSV_READ_BYTES
+                need_bytes = size + min(estimate, _MAX_RECORD_BYTES)
             if not found:
                 if data.strip(b"\r\n"):
                     # an unfinished quoted cell at the end of the file: let the lenient

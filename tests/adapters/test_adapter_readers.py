@@ -314,3 +314,36 @@ def test_reading_a_csv_does_not_import_pyarrow() -> None:
         "print('pyarrow' in sys.modules)\n"
     )
     assert python_output(script).strip() == "False"
+
+
+class _EndlessRows:
+    """A read-only source: a header, a few rows, then one quote that never closes followed by
+    up to ``limit`` bytes of rows; counts what the reader took."""
+
+    def __init__(self, limit: int) -> None:
+        self._head = b"forename,surname\n" + b"Amara,Okafor\n" * 5 + b'"'
+        self._row = b"Amara,Okafor\n" * 4096
+        self._limit = limit
+        self.taken = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            piece, self._head = self._head, b""
+        elif self.taken >= self._limit:
+            piece = b""
+        else:
+            piece = self._row
+        self.taken += len(piece)
+        return piece
+
+
+def test_a_quote_never_closed_is_refused_without_reading_the_rest_of_the_file() -> None:
+    source = _EndlessRows(limit=200 * 1024 * 1024)
+    with pytest.raises(ReadError) as refusal:
+        table = open_table(source, "extract.csv")  # type: ignore[arg-type]
+        for _ in table.batches:
+            pass
+    assert refusal.value.code == "unreadable_csv"
+    assert "row 7 " in refusal.value.message  # header row 1, five good rows, then row 7
+    assert "Amara" not in refusal.value.message
+    assert source.taken < 32 * 1024 * 1024, "the reader must stop near the record size limit"
