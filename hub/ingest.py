@@ -112,7 +112,7 @@ class Ingestor:
         *,
         max_upload_bytes: int,
         max_report_issues: int,
-        batch_rows: int = 6144,
+        batch_rows: int,
     ) -> None:
         self._engine = engine
         self._keyring = keyring
