@@ -49,7 +49,6 @@ there are two people -- twins share DOB, sex, surname and postcode).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,12 +58,29 @@ import polars_hash  # noqa: F401  (registers the vectorised `chash` expression n
 import pyarrow as pa
 
 from privacy.keys import derive_key
-from privacy.linkage.cascade import STRONG_SPACES, fingerprints
+from privacy.linkage.anchors import (
+    AGE_COLUMNS,
+    ANCHOR_COLUMNS,
+    ANCHOR_PASSES,
+    ANCHOR_PURPOSE,
+    AnchorPass,
+    _cluster_values,
+    _fingerprints,
+    anchor_cascade,
+    anchor_inputs,
+    anchor_key,
+    anchor_link,
+    anchor_messages,
+    column_or_null,
+    distinct_map,
+    dob_text_expr,
+    male_female_expr,
+)
+from privacy.linkage.cascade import STRONG_SPACES
 from privacy.normalise import (
     canonical_forename_expr,
     first_forename_expr,
     name_expr,
-    postcode_expr,
     surname_compact_expr,
 )
 
@@ -90,22 +106,9 @@ __all__ = [
 
 BLOOM_PURPOSE = "bloom"
 BLOCK_PURPOSE = "bloom-block"
-ANCHOR_PURPOSE = "bloom-anchor"
 PERMUTATION_PURPOSE = "bloom-permutation"
 _FIELDS: tuple[tuple[str, int], ...] = (("forename", 20), ("surname", 20), ("postcode", 10))
 _SEP = "\x1f"
-# Columns of a canonical frame that may carry the age at the event (used for a birth year
-# only when the date of birth is missing; A&E extracts state the age at attendance).
-AGE_COLUMNS: tuple[str, ...] = ("age_at_attendance", "age_at_offence", "age")
-ANCHOR_COLUMNS: tuple[str, ...] = (
-    "anchor_dob_sex",
-    "anchor_dob_sex_swapped",
-    "anchor_dob",
-    "anchor_dob_swapped",
-    "anchor_postcode",
-    "anchor_year_sex_postcode",
-    "anchor_year_sex_postcode_alt",
-)
 # Keyed nickname-resolved forename + DOB + sex + one part of the surname, one column per part
 # (up to NAME_PARTS): "Abbie Scott-Thomas" meets "Abigail Thomas" of the same DOB and sex.
 NAME_PARTS = 3
@@ -120,13 +123,6 @@ def _bigrams(value: str) -> list[str]:
     """The padded bigram set of one value (the definition the vectorised encoder follows)."""
     padded = f"_{value}_"
     return sorted({padded[i : i + 2] for i in range(len(padded) - 1)})
-
-
-def _distinct_map(values: pl.Series, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
-    """``fn`` applied to each distinct value once (normalisation is the costly part)."""
-    raw = values.cast(pl.String).alias("raw")
-    table = raw.drop_nulls().unique().to_frame().with_columns(fn(pl.col("raw")).alias("out"))
-    return raw.to_frame().join(table, on="raw", how="left", maintain_order="left")["out"]
 
 
 @dataclass
@@ -163,7 +159,7 @@ class BloomEncoder:
         # of entropy in one SHA-256 block), as privacy.matchkeys does.
         self._bloom_key = key(BLOOM_PURPOSE).hex()
         self._block_key = key(BLOCK_PURPOSE).hex()
-        self._anchor_key = key(ANCHOR_PURPOSE).hex()
+        self._anchor_key = anchor_key(master_secret, domain, key_version)
         # the name-only filter gets its own permutation: comparing it with the full filter
         # must not reveal which positions hold postcode bigrams
         self._targets: dict[str, tuple[I64, U64]] = {}
@@ -216,8 +212,11 @@ class BloomEncoder:
             grams = np.array(store.gram_text, dtype=object)[new_grams]
             digest = (
                 pl.concat_str(
-                    [pl.lit(field), pl.Series(years, dtype=pl.String),
-                     pl.Series(grams, dtype=pl.String)],
+                    [
+                        pl.lit(field),
+                        pl.Series(years, dtype=pl.String),
+                        pl.Series(grams, dtype=pl.String),
+                    ],
                     separator=_SEP,
                 )
                 .chash.hmac_sha256(key=self._bloom_key)  # type: ignore[attr-defined]
@@ -243,9 +242,7 @@ class BloomEncoder:
                 bits[(base + target[positions]).ravel()] = True
                 bits[(base + target[positions + self.bits]).ravel()] = True
                 patterns = np.packbits(bits).view(np.uint64).reshape(missing.size, -1)
-                store.rows[name] = np.concatenate(
-                    [store.rows.get(name, patterns[:0]), patterns]
-                )
+                store.rows[name] = np.concatenate([store.rows.get(name, patterns[:0]), patterns])
             store.table[new_years, new_grams] = np.arange(
                 store.size, store.size + missing.size, dtype=np.int64
             )
@@ -279,9 +276,12 @@ class BloomEncoder:
             if distinct.height == 0:
                 continue
             value_id = (
-                values.alias("v").to_frame()
+                values.alias("v")
+                .to_frame()
                 .join(distinct, on="v", how="left", maintain_order="left")["d"]
-                .cast(pl.Int64).fill_null(-1).to_numpy()
+                .cast(pl.Int64)
+                .fill_null(-1)
+                .to_numpy()
             )
             grams = (
                 distinct.lazy()
@@ -363,20 +363,15 @@ class BloomEncoder:
         null): ``bloom_block`` (Binary, null without a date of birth), ``bloom_clk`` (Binary,
         ``2*bits/8`` bytes, hardened; null when forename, surname and postcode are all
         missing), ``bloom_name_clk`` (names only; null unless both are present),
-        ``bloom_named``, and the keyed anchors of :data:`ANCHOR_COLUMNS` (null where an input
-        is missing)."""
-
-        def col(name: str, dtype: type[pl.DataType]) -> pl.Series:
-            if name in frame.columns:
-                return frame.get_column(name).cast(dtype)
-            return pl.Series(name, [None] * frame.height, dtype=dtype)
-
+        ``bloom_named``, and the keyed anchors of :data:`ANCHOR_COLUMNS` (32-byte digests, null
+        where an input is missing; ``privacy.linkage.anchors.AnchorEncoder`` gives their 64-bit
+        fingerprints, which is what the hub stores)."""
         # the Unicode/regex normalisation runs once per distinct raw name; the derived forms
         # (first forename, its nickname-resolved form, compact surname, surname parts) come
         # from the normalised text
-        forename = _distinct_map(col("forename", pl.String), name_expr).alias("f")
-        surname = _distinct_map(col("surname", pl.String), name_expr).alias("s")
-        names = pl.DataFrame([forename, surname]).select(
+        forename = distinct_map(column_or_null(frame, "forename", pl.String), name_expr)
+        surname = distinct_map(column_or_null(frame, "surname", pl.String), name_expr)
+        names = pl.DataFrame([forename.alias("f"), surname.alias("s")]).select(
             first_forename_expr(pl.col("f")).alias("forename"),
             surname_compact_expr(pl.col("s")).alias("surname"),
             pl.col("s").alias("surname_parts"),
@@ -385,63 +380,30 @@ class BloomEncoder:
         names = names.with_columns(
             first_names.to_frame()
             .join(
-                first_names.drop_nulls().unique().to_frame().with_columns(
-                    canonical_forename_expr(pl.col("raw")).alias("c")
-                ),
+                first_names.drop_nulls()
+                .unique()
+                .to_frame()
+                .with_columns(canonical_forename_expr(pl.col("raw")).alias("c")),
                 on="raw",
                 how="left",
                 maintain_order="left",
             )["c"]
             .alias("canonical_forename")
         )
-        norm = pl.DataFrame(
-            {
-                "forename": names["forename"],
-                "surname": names["surname"],
-                "postcode": _distinct_map(col("postcode", pl.String), postcode_expr),
-                "surname_parts": names["surname_parts"],
-                "canonical_forename": names["canonical_forename"],
-                "dob": col("date_of_birth", pl.Date),
-                "sex": col("sex", pl.String),
-                "event": col("event_date", pl.Date),
-                "age": pl.select(
-                    pl.coalesce(
-                        [col(c, pl.Int64) for c in AGE_COLUMNS if c in frame.columns]
-                        or [col("age", pl.Int64)]
-                    )
-                ).to_series(),
-            }
-        )
+        inputs = anchor_inputs(frame)
+        norm = pl.concat([names, inputs], how="horizontal")
         years = norm["dob"].dt.year().cast(pl.String).fill_null("")
         clks = self._clks(norm, years)
+
+        def msg(label: str, *parts: str) -> pl.Expr:
+            return pl.concat_str([pl.lit(label), *[pl.col(p) for p in parts]], separator=_SEP)
+
         tokens = norm.lazy().select(
-            pl.col("dob").dt.to_string("%Y-%m-%d").alias("dob_s"),
-            pl.col("sex").fill_null("unknown").alias("block_sex"),
-            pl.when(pl.col("sex").is_in(["male", "female"])).then(pl.col("sex")).alias("mf"),
-            pl.col("postcode"),
-            pl.when(
-                (pl.col("dob").dt.day() <= 12)
-                & (pl.col("dob").dt.day() != pl.col("dob").dt.month())
-            )
-            .then(
-                pl.concat_str(
-                    [
-                        pl.col("dob").dt.year().cast(pl.String),
-                        pl.col("dob").dt.day().cast(pl.String).str.zfill(2),
-                        pl.col("dob").dt.month().cast(pl.String).str.zfill(2),
-                    ],
-                    separator="-",
-                )
-            )
-            .alias("swapped"),
-            # birth year: from the DOB, else the two years the age at the event allows
-            pl.coalesce(
-                pl.col("dob").dt.year(), pl.col("event").dt.year() - pl.col("age") - 1
-            ).cast(pl.String).alias("year"),
-            pl.when(pl.col("dob").is_null())
-            .then(pl.col("event").dt.year() - pl.col("age"))
-            .cast(pl.String)
-            .alias("year_alt"),
+            pl.concat_str(
+                [dob_text_expr(), pl.col("sex").fill_null("unknown")], separator=_SEP
+            ).alias("bloom_block"),
+            dob_text_expr().alias("dob_s"),
+            male_female_expr().alias("mf"),
             pl.col("canonical_forename"),
             *[
                 pl.col("surname_parts")
@@ -452,21 +414,8 @@ class BloomEncoder:
                 for i in range(NAME_PARTS)
             ],
         )
-
-        def msg(label: str, *parts: str) -> pl.Expr:
-            return pl.concat_str([pl.lit(label), *[pl.col(p) for p in parts]], separator=_SEP)
-
-        messages = tokens.select(
-            pl.concat_str([pl.col("dob_s"), pl.col("block_sex")], separator=_SEP).alias(
-                "bloom_block"
-            ),
-            msg("ds", "dob_s", "mf").alias("anchor_dob_sex"),
-            msg("ds", "swapped", "mf").alias("anchor_dob_sex_swapped"),
-            msg("d", "dob_s").alias("anchor_dob"),
-            msg("d", "swapped").alias("anchor_dob_swapped"),
-            msg("pc", "postcode").alias("anchor_postcode"),
-            msg("ysp", "year", "mf", "postcode").alias("anchor_year_sex_postcode"),
-            msg("ysp", "year_alt", "mf", "postcode").alias("anchor_year_sex_postcode_alt"),
+        name_parts = tokens.select(
+            "bloom_block",
             *[
                 msg("fsp", "canonical_forename", "dob_s", "mf", f"part_{i + 1}").alias(
                     f"name_part_{i + 1}"
@@ -474,15 +423,18 @@ class BloomEncoder:
                 for i in range(NAME_PARTS)
             ],
         ).collect()
-        # one HMAC pass over the distinct messages of all anchor columns (each message starts
-        # with its column's label, so columns never share a digest), one for the block key
-        anchors = messages.drop("bloom_block")
+        # one HMAC pass over the distinct messages of all anchor and name-part columns (each
+        # message starts with its kind's label, so kinds never share a digest), one for the
+        # block key
+        anchors = pl.concat(
+            [anchor_messages(inputs), name_parts.drop("bloom_block")], how="horizontal"
+        )
         stacked = self._hmac(
             pl.concat([anchors[c] for c in anchors.columns]), self._anchor_key, "h"
         )
         n = frame.height
         keyed = [
-            self._hmac(messages["bloom_block"], self._block_key, "bloom_block"),
+            self._hmac(name_parts["bloom_block"], self._block_key, "bloom_block"),
             *[stacked.slice(i * n, n).alias(c) for i, c in enumerate(anchors.columns)],
         ]
         named = norm.select(
@@ -493,194 +445,6 @@ class BloomEncoder:
         return pl.DataFrame(
             [keyed[0], clks["bloom_clk"], clks["bloom_name_clk"], *keyed[1:], named]
         )
-
-
-@dataclass(frozen=True)
-class AnchorPass:
-    """One pass of :func:`anchor_link`. A cluster's anchor values are the fingerprints of the
-    ``first`` columns of all its records (pooled); with ``second``, every combination of one of
-    its ``first`` values with one of its ``second`` values, formed in memory from the keyed
-    anchors (so a DOB seen on one record meets a postcode seen on another record of the same
-    person). ``join_nameless``: nameless clusters whose anchor no named cluster carries are
-    joined to each other (repeat attendances). ``nameless_without``: a nameless cluster takes
-    part only if none of its records carries this column (e.g. the sex-free pass is only for
-    clusters without a stated sex, so it can never join a nameless record to the twin of the
-    other sex)."""
-
-    name: str
-    first: tuple[str, ...]
-    second: tuple[str, ...] = ()
-    join_nameless: bool = False
-    nameless_without: str | None = None
-
-
-ANCHOR_PASSES: tuple[AnchorPass, ...] = (
-    AnchorPass("dob_sex_postcode", ("anchor_dob_sex",), ("anchor_postcode",), join_nameless=True),
-    AnchorPass(
-        "swapped_dob_sex_postcode",
-        ("anchor_dob_sex", "anchor_dob_sex_swapped"),
-        ("anchor_postcode",),
-    ),
-    AnchorPass(
-        "dob_postcode_no_sex",
-        ("anchor_dob", "anchor_dob_swapped"),
-        ("anchor_postcode",),
-        nameless_without="anchor_dob_sex",
-    ),
-    AnchorPass(
-        "year_sex_postcode_no_dob",
-        ("anchor_year_sex_postcode", "anchor_year_sex_postcode_alt"),
-        nameless_without="anchor_dob",
-    ),
-)
-"""Anchor passes, strictest first. Measured on synth (scale 3.5; docs/linkage.md): a nameless
-A&E record shares an NHS number or a postcode with its person's named records in 80.6% of
-cases; for the rest only DOB + sex (+ ethnicity) is left, which at city scale picks the wrong
-person about one time in three, so no pass links on DOB + sex alone. A DOB + sex +
-postcode-district pass was tried and dropped (at scale 1.0: 58 true and 14 false pairs)."""
-
-
-def anchor_cascade(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, list[int]]:
-    """:func:`anchor_link` over :data:`ANCHOR_PASSES`; returns (labels, attached per pass)."""
-    lab = np.asarray(labels, dtype=np.int64).copy()
-    counts = []
-    for anchor_pass in ANCHOR_PASSES:
-        lab, attached = anchor_link(records, lab, anchor_pass=anchor_pass)
-        counts.append(attached)
-    return lab, counts
-
-
-def _fingerprints(column: pl.Series) -> U64:
-    """64-bit fingerprints of a digest column: ``pl.Binary`` HMACs as the encoder gives them,
-    or ``pl.UInt64`` fingerprints already (what a store needs to keep: 8 bytes per token, read
-    like the match keys by :func:`privacy.linkage.stored.stored_fingerprints`); 0 = null."""
-    if column.dtype == pl.UInt64:
-        return np.ascontiguousarray(column.fill_null(0).to_numpy().astype(np.uint64))
-    return fingerprints(column)
-
-
-_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
-
-
-def _combine(a: U64, b: U64) -> U64:
-    """A 64-bit fingerprint of the ordered pair (a, b) (splitmix64 finaliser); never 0."""
-    x = a ^ (b * _MIX[0])
-    x = (x ^ (x >> np.uint64(30))) * _MIX[1]
-    x = (x ^ (x >> np.uint64(27))) * _MIX[2]
-    x = x ^ (x >> np.uint64(31))
-    return np.where(x == 0, np.uint64(1), x)
-
-
-def _cluster_values(records: pl.DataFrame, lab: I64, columns: tuple[str, ...]) -> pl.DataFrame:
-    """Distinct (label, value) of the non-null fingerprints of ``columns``."""
-    parts = [
-        pl.DataFrame({"label": lab, "v": _fingerprints(records[c])})
-        for c in columns
-        if c in records.columns
-    ]
-    if not parts:
-        return pl.DataFrame(schema={"label": pl.Int64, "v": pl.UInt64})
-    return pl.concat(parts).filter(pl.col("v") != 0).unique()
-
-
-def anchor_link(
-    records: pl.DataFrame,
-    labels: npt.ArrayLike,
-    *,
-    anchor_pass: AnchorPass = ANCHOR_PASSES[0],
-) -> tuple[I64, int]:
-    """Attach clusters with no name at all (A&E records carry only NHS number, DOB, sex and
-    postcode) to the one named cluster with the same keyed anchor value (see
-    :class:`AnchorPass`). An anchor value carried by two or more named clusters (twins, a
-    shared household) links nothing. Clusters with different strong identifiers are never
-    joined, and neither is a chain that would put two named clusters, or two different strong
-    identifiers, together. Returns (labels, clusters attached)."""
-    lab = np.asarray(labels, dtype=np.int64).copy()
-    if records.height == 0:
-        return lab, 0
-    values = _cluster_values(records, lab, anchor_pass.first)
-    if anchor_pass.second:
-        other = _cluster_values(records, lab, anchor_pass.second)
-        crossed = values.join(other, on="label", suffix="_b")
-        values = pl.DataFrame(
-            {
-                "label": crossed["label"],
-                "v": _combine(crossed["v"].to_numpy(), crossed["v_b"].to_numpy()),
-            }
-        ).unique()
-    if values.height == 0:
-        return lab, 0
-    n = int(lab.max()) + 1
-    named = np.zeros(n, dtype=bool)
-    named[lab[records["bloom_named"].fill_null(False).to_numpy()]] = True
-    eligible = ~named
-    if anchor_pass.nameless_without and anchor_pass.nameless_without in records.columns:
-        has = _fingerprints(records[anchor_pass.nameless_without]) != 0
-        eligible[lab[has]] = False
-    strong_parts = []
-    for space in STRONG_SPACES:
-        if space in records.columns:
-            fp = _fingerprints(records[space])
-            keep = fp != 0
-            strong_parts.append(
-                pl.DataFrame(
-                    {"label": lab[keep], "s": fp[keep]},
-                    schema={"label": pl.Int64, "s": pl.UInt64},
-                ).with_columns(pl.lit(space).alias("space"))
-            )
-    strong = (
-        pl.concat(strong_parts).unique()
-        if strong_parts
-        else pl.DataFrame(schema={"label": pl.Int64, "s": pl.UInt64, "space": pl.String})
-    )
-    values = values.with_columns(
-        pl.Series("named", named[values["label"].to_numpy()]),
-        pl.Series("eligible", eligible[values["label"].to_numpy()]),
-    ).filter(pl.col("named") | pl.col("eligible"))
-    groups = values.group_by("v").agg(
-        pl.col("label").filter(pl.col("named")).alias("named_labels"),
-        pl.col("label").filter(pl.col("eligible")).alias("nameless_labels"),
-    ).filter(
-        (pl.col("nameless_labels").list.len() > 0)
-        & (pl.col("named_labels").list.len() <= 1)
-        & ((pl.col("named_labels").list.len() == 1) | pl.lit(anchor_pass.join_nameless))
-        & ((pl.col("named_labels").list.len() + pl.col("nameless_labels").list.len()) > 1)
-    )
-    if groups.height == 0:
-        return lab, 0
-    # strong-identifier conflicts inside a group
-    members = groups.select(
-        "v", pl.concat_list("named_labels", "nameless_labels").alias("label")
-    ).explode("label").with_columns(pl.col("label").cast(pl.Int64))
-    conflicted = (
-        members.join(strong, on="label")
-        .group_by("v", "space")
-        .agg(pl.col("s").n_unique().alias("k"))
-        .filter(pl.col("k") > 1)["v"]
-        .unique()
-    )
-    members = members.filter(~pl.col("v").is_in(conflicted.implode()))
-    if members.height == 0:
-        return lab, 0
-    head = members.group_by("v", maintain_order=True).agg(pl.col("label").first().alias("h"))
-    edges = members.join(head, on="v").filter(pl.col("label") != pl.col("h"))
-    from privacy.linkage.cascade import _components
-
-    comp = _components(n, edges["label"].to_numpy(), edges["h"].to_numpy())
-    new = comp[lab]
-    # a chain reaching two named clusters, or two different strong identifiers, is left alone
-    present = np.unique(lab)
-    per_comp = pl.DataFrame({"comp": comp[present], "label": present, "named": named[present]})
-    bad_named = per_comp.group_by("comp").agg(pl.col("named").sum()).filter(pl.col("named") > 1)
-    bad_strong = (
-        per_comp.join(strong, on="label")
-        .group_by("comp", "space")
-        .agg(pl.col("s").n_unique().alias("k"))
-        .filter(pl.col("k") > 1)
-    )
-    bad = np.concatenate([bad_named["comp"].to_numpy(), bad_strong["comp"].to_numpy()])
-    new = np.where(np.isin(new, bad), lab, new)
-    return new, int(present.size - np.unique(new).size)
 
 
 def _unpack(clks: pl.Series) -> npt.NDArray[np.uint64]:
@@ -848,8 +612,10 @@ def bloom_link(
             continue
         if cluster_uploads[a] & cluster_uploads[b]:
             continue
-        if any(x and y and not (x & y) for x, y in zip(cluster_strong[a], cluster_strong[b],
-                                                        strict=True)):
+        if any(
+            x and y and not (x & y)
+            for x, y in zip(cluster_strong[a], cluster_strong[b], strict=True)
+        ):
             continue
         used.update((a, b))
         parent[max(a, b)] = min(a, b)

@@ -78,15 +78,12 @@ def _pairs_by_dataset(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
         .then(pl.col("len").cast(pl.Int64) * (pl.col("len").cast(pl.Int64) - 1) // 2)
         .otherwise(pl.col("len").cast(pl.Int64) * pl.col("len_r").cast(pl.Int64))
     )
-    return (
-        joined.group_by(pl.col("dataset").alias("left"), pl.col("dataset_r").alias("right"))
-        .agg(pairs.sum().alias("pairs"))
+    return joined.group_by(pl.col("dataset").alias("left"), pl.col("dataset_r").alias("right")).agg(
+        pairs.sum().alias("pairs")
     )
 
 
-def quality_by_dataset_pair(
-    predicted: Labels, truth: Labels, dataset: Labels
-) -> pl.DataFrame:
+def quality_by_dataset_pair(predicted: Labels, truth: Labels, dataset: Labels) -> pl.DataFrame:
     """One row per (left, right) dataset pair (left <= right) with ``true_positive``,
     ``predicted``, ``actual``, ``precision``, ``recall`` and ``f1``."""
     frame = pl.DataFrame(
@@ -110,12 +107,7 @@ def quality_by_dataset_pair(
             pl.when(pl.col("actual") > 0).then(r).otherwise(1.0).alias("recall"),
         )
         .with_columns(
-            (
-                2
-                * pl.col("precision")
-                * pl.col("recall")
-                / (pl.col("precision") + pl.col("recall"))
-            )
+            (2 * pl.col("precision") * pl.col("recall") / (pl.col("precision") + pl.col("recall")))
             .fill_nan(0.0)
             .alias("f1")
         )

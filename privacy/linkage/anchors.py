@@ -1,0 +1,401 @@
+"""Keyed anchors: linking records that carry no name (A&E extracts) to the person they belong to.
+
+Why: A&E extracts carry NHS number, date of birth, sex, postcode and age at attendance, but no
+name, and 40% lack the NHS number; the other agencies (social care aside) carry no NHS number
+at all. No match key joins such a record to anyone, so the anchors do: keyed HMACs of the date
+of birth (with and without sex, and with day and month swapped), of the postcode, and of birth
+year + sex + postcode. :func:`anchor_link` combines a cluster's date-of-birth anchors with its
+postcode anchors in memory, so a nameless record meets a person whose DOB and postcode came
+from different records, and attaches it only to the *single* named cluster carrying that value.
+
+What is stored: per record, the first 8 bytes of each anchor's HMAC-SHA256 (a 64-bit
+fingerprint, as the linker uses for the match keys) and whether the record had a name; never
+a value. The key is derived per linkage domain and key version (purpose ``"bloom-anchor"``),
+so anchors of different domains or versions are unrelated. No anchor is made of a value with
+only a few possible values (sex or birth year alone), whose keyed hash a frequency count would
+undo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import polars_hash  # noqa: F401  (registers the vectorised `chash` expression namespace)
+
+from privacy.keys import derive_key
+from privacy.linkage.cascade import STRONG_SPACES, _components, fingerprints
+from privacy.normalise import name_expr, postcode_expr
+
+__all__ = [
+    "AGE_COLUMNS",
+    "ANCHOR_COLUMNS",
+    "ANCHOR_PASSES",
+    "ANCHOR_PURPOSE",
+    "AnchorEncoder",
+    "AnchorPass",
+    "anchor_cascade",
+    "anchor_inputs",
+    "anchor_link",
+    "anchor_messages",
+]
+
+ANCHOR_PURPOSE = "bloom-anchor"
+SEPARATOR = "\x1f"
+# Columns of a canonical frame that may carry the age at the event (used for a birth year
+# only when the date of birth is missing; A&E extracts state the age at attendance).
+AGE_COLUMNS: tuple[str, ...] = ("age_at_attendance", "age_at_offence", "age")
+ANCHOR_COLUMNS: tuple[str, ...] = (
+    "anchor_dob_sex",
+    "anchor_dob_sex_swapped",
+    "anchor_dob",
+    "anchor_dob_swapped",
+    "anchor_postcode",
+    "anchor_year_sex_postcode",
+    "anchor_year_sex_postcode_alt",
+)
+
+U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
+
+
+# ---------------------------------------------------------------------- encoding
+
+
+def distinct_map(values: pl.Series, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    """``fn`` applied to each distinct value once (normalisation is the costly part)."""
+    raw = values.cast(pl.String).alias("raw")
+    table = raw.drop_nulls().unique().to_frame().with_columns(fn(pl.col("raw")).alias("out"))
+    return raw.to_frame().join(table, on="raw", how="left", maintain_order="left")["out"]
+
+
+def column_or_null(frame: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> pl.Series:
+    """``frame[name]`` cast to ``dtype``, or an all-null column when the frame has none."""
+    if name in frame.columns:
+        return frame.get_column(name).cast(dtype)
+    return pl.Series(name, [None] * frame.height, dtype=dtype)
+
+
+def anchor_inputs(frame: pl.DataFrame) -> pl.DataFrame:
+    """What the anchors are made of, from a canonical frame (absent columns count as null):
+    ``dob`` (Date), ``sex``, ``postcode`` (normalised), ``event`` (Date), ``age`` (Int64)."""
+    ages = [column_or_null(frame, c, pl.Int64) for c in AGE_COLUMNS if c in frame.columns]
+    age = (
+        pl.select(pl.coalesce(ages)).to_series()
+        if ages
+        else pl.Series("age", [None] * frame.height, dtype=pl.Int64)
+    )
+    return pl.DataFrame(
+        {
+            "dob": column_or_null(frame, "date_of_birth", pl.Date),
+            "sex": column_or_null(frame, "sex", pl.String),
+            "postcode": distinct_map(column_or_null(frame, "postcode", pl.String), postcode_expr),
+            "event": column_or_null(frame, "event_date", pl.Date),
+            "age": age,
+        }
+    )
+
+
+def dob_text_expr() -> pl.Expr:
+    """The date of birth as ``YYYY-MM-DD`` (over :func:`anchor_inputs`)."""
+    return pl.col("dob").dt.to_string("%Y-%m-%d")
+
+
+def male_female_expr() -> pl.Expr:
+    """The sex where it is male or female, else null (over :func:`anchor_inputs`)."""
+    return pl.when(pl.col("sex").is_in(["male", "female"])).then(pl.col("sex"))
+
+
+def anchor_messages(inputs: pl.DataFrame) -> pl.DataFrame:
+    """The message of every :data:`ANCHOR_COLUMNS` anchor per row of :func:`anchor_inputs`
+    (String; null where an input is missing). Each message starts with its kind's label, so
+    different kinds never share a digest; the swapped-DOB anchors share their unswapped
+    kind's label, so a swapped date meets the true one."""
+    dob = pl.col("dob")
+    parts = inputs.lazy().select(
+        dob_text_expr().alias("dob_s"),
+        male_female_expr().alias("mf"),
+        pl.col("postcode"),
+        # day and month swapped, where that is a different valid date
+        pl.when((dob.dt.day() <= 12) & (dob.dt.day() != dob.dt.month()))
+        .then(
+            pl.concat_str(
+                [
+                    dob.dt.year().cast(pl.String),
+                    dob.dt.day().cast(pl.String).str.zfill(2),
+                    dob.dt.month().cast(pl.String).str.zfill(2),
+                ],
+                separator="-",
+            )
+        )
+        .alias("swapped"),
+        # birth year: from the DOB, else the two years the age at the event allows
+        pl.coalesce(dob.dt.year(), pl.col("event").dt.year() - pl.col("age") - 1)
+        .cast(pl.String)
+        .alias("year"),
+        pl.when(dob.is_null())
+        .then(pl.col("event").dt.year() - pl.col("age"))
+        .cast(pl.String)
+        .alias("year_alt"),
+    )
+
+    def message(label: str, *columns: str) -> pl.Expr:
+        return pl.concat_str([pl.lit(label), *(pl.col(c) for c in columns)], separator=SEPARATOR)
+
+    return parts.select(
+        message("ds", "dob_s", "mf").alias("anchor_dob_sex"),
+        message("ds", "swapped", "mf").alias("anchor_dob_sex_swapped"),
+        message("d", "dob_s").alias("anchor_dob"),
+        message("d", "swapped").alias("anchor_dob_swapped"),
+        message("pc", "postcode").alias("anchor_postcode"),
+        message("ysp", "year", "mf", "postcode").alias("anchor_year_sex_postcode"),
+        message("ysp", "year_alt", "mf", "postcode").alias("anchor_year_sex_postcode_alt"),
+    ).collect()
+
+
+def anchor_key(master_secret: bytes, domain: str, key_version: int) -> str:
+    """The anchors' HMAC key for a domain and key version, as the 64 hex characters
+    polars-hash takes (256 bits of entropy in one SHA-256 block, as ``privacy.matchkeys``)."""
+    return derive_key(
+        master_secret, domain=domain, version=key_version, purpose=ANCHOR_PURPOSE
+    ).hex()
+
+
+class AnchorEncoder:
+    """What the hub stores for the anchor stage, per record of a canonical frame: the 64-bit
+    fingerprint of every anchor (``pl.UInt64``, null where an input is missing) and
+    ``bloom_named`` (the record carries a forename or a surname)."""
+
+    def __init__(self, master_secret: bytes, domain: str, key_version: int) -> None:
+        self.domain = domain
+        self.key_version = key_version
+        self._key = anchor_key(master_secret, domain, key_version)
+
+    def __repr__(self) -> str:  # never show key material
+        return f"AnchorEncoder(domain={self.domain!r}, key_version={self.key_version})"
+
+    def encode(self, frame: pl.DataFrame) -> pl.DataFrame:
+        messages = anchor_messages(anchor_inputs(frame))
+        # one HMAC pass over every message of every anchor (most are distinct within a batch,
+        # so hashing each once would cost more in the lookup than it saves)
+        stacked = pl.concat([messages.get_column(c) for c in ANCHOR_COLUMNS])
+        digest = stacked.to_frame("m").select(
+            pl.col("m")
+            .chash.hmac_sha256(key=self._key)  # type: ignore[attr-defined]
+            .str.slice(0, 16)
+            .str.decode("hex")
+            .bin.reinterpret(dtype=pl.UInt64, endianness="little")
+        )
+        # a real digest whose first 8 bytes are zero must not read as "none" (0)
+        fp = digest.select(
+            pl.when(pl.col("m") == 0).then(pl.lit(1, dtype=pl.UInt64)).otherwise(pl.col("m"))
+        ).to_series()
+        n = frame.height
+        named = (
+            distinct_map(column_or_null(frame, "forename", pl.String), name_expr).is_not_null()
+            | distinct_map(column_or_null(frame, "surname", pl.String), name_expr).is_not_null()
+        )
+        return pl.DataFrame(
+            [
+                *(fp.slice(i * n, n).alias(c) for i, c in enumerate(ANCHOR_COLUMNS)),
+                named.alias("bloom_named"),
+            ]
+        )
+
+
+# ---------------------------------------------------------------------- linking
+
+
+def _fingerprints(column: pl.Series) -> U64:
+    """64-bit fingerprints of a digest column: ``pl.Binary`` HMACs as the encoder gives them,
+    or ``pl.UInt64`` fingerprints already (what the hub stores: :class:`AnchorEncoder`);
+    0 = null."""
+    if column.dtype == pl.UInt64:
+        return np.ascontiguousarray(column.fill_null(0).to_numpy().astype(np.uint64))
+    return fingerprints(column)
+
+
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def _combine(a: U64, b: U64) -> U64:
+    """A 64-bit fingerprint of the ordered pair (a, b) (splitmix64 finaliser); never 0."""
+    x = a ^ (b * _MIX[0])
+    x = (x ^ (x >> np.uint64(30))) * _MIX[1]
+    x = (x ^ (x >> np.uint64(27))) * _MIX[2]
+    x = x ^ (x >> np.uint64(31))
+    return np.where(x == 0, np.uint64(1), x)
+
+
+def _cluster_values(records: pl.DataFrame, lab: I64, columns: tuple[str, ...]) -> pl.DataFrame:
+    """Distinct (label, value) of the non-null fingerprints of ``columns``."""
+    parts = [
+        pl.DataFrame({"label": lab, "v": _fingerprints(records[c])})
+        for c in columns
+        if c in records.columns
+    ]
+    if not parts:
+        return pl.DataFrame(schema={"label": pl.Int64, "v": pl.UInt64})
+    return pl.concat(parts).filter(pl.col("v") != 0).unique()
+
+
+@dataclass(frozen=True)
+class AnchorPass:
+    """One pass of :func:`anchor_link`. A cluster's anchor values are the fingerprints of the
+    ``first`` columns of all its records (pooled); with ``second``, every combination of one of
+    its ``first`` values with one of its ``second`` values, formed in memory from the keyed
+    anchors (so a DOB seen on one record meets a postcode seen on another record of the same
+    person). ``join_nameless``: nameless clusters whose anchor no named cluster carries are
+    joined to each other (repeat attendances). ``nameless_without``: a nameless cluster takes
+    part only if none of its records carries this column (e.g. the sex-free pass is only for
+    clusters without a stated sex, so it can never join a nameless record to the twin of the
+    other sex)."""
+
+    name: str
+    first: tuple[str, ...]
+    second: tuple[str, ...] = ()
+    join_nameless: bool = False
+    nameless_without: str | None = None
+
+
+ANCHOR_PASSES: tuple[AnchorPass, ...] = (
+    AnchorPass("dob_sex_postcode", ("anchor_dob_sex",), ("anchor_postcode",), join_nameless=True),
+    AnchorPass(
+        "swapped_dob_sex_postcode",
+        ("anchor_dob_sex", "anchor_dob_sex_swapped"),
+        ("anchor_postcode",),
+    ),
+    AnchorPass(
+        "dob_postcode_no_sex",
+        ("anchor_dob", "anchor_dob_swapped"),
+        ("anchor_postcode",),
+        nameless_without="anchor_dob_sex",
+    ),
+    AnchorPass(
+        "year_sex_postcode_no_dob",
+        ("anchor_year_sex_postcode", "anchor_year_sex_postcode_alt"),
+        nameless_without="anchor_dob",
+    ),
+)
+"""Anchor passes, strictest first. Measured on synth (scale 3.5; docs/linkage.md): a nameless
+A&E record shares an NHS number or a postcode with its person's named records in 80.6% of
+cases; for the rest only DOB + sex (+ ethnicity) is left, which at city scale picks the wrong
+person about one time in three, so no pass links on DOB + sex alone. A DOB + sex +
+postcode-district pass was tried and dropped (at scale 1.0: 58 true and 14 false pairs)."""
+
+
+def anchor_cascade(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, list[int]]:
+    """:func:`anchor_link` over :data:`ANCHOR_PASSES`; returns (labels, attached per pass)."""
+    lab = np.asarray(labels, dtype=np.int64).copy()
+    counts = []
+    for anchor_pass in ANCHOR_PASSES:
+        lab, attached = anchor_link(records, lab, anchor_pass=anchor_pass)
+        counts.append(attached)
+    return lab, counts
+
+
+def anchor_link(
+    records: pl.DataFrame,
+    labels: npt.ArrayLike,
+    *,
+    anchor_pass: AnchorPass = ANCHOR_PASSES[0],
+) -> tuple[I64, int]:
+    """Attach clusters with no name at all (A&E records carry only NHS number, DOB, sex and
+    postcode) to the one named cluster with the same keyed anchor value (see
+    :class:`AnchorPass`). An anchor value carried by two or more named clusters (twins, a
+    shared household) links nothing. Clusters with different strong identifiers are never
+    joined, and neither is a chain that would put two named clusters, or two different strong
+    identifiers, together. Returns (labels, clusters attached)."""
+    lab = np.asarray(labels, dtype=np.int64).copy()
+    if records.height == 0:
+        return lab, 0
+    values = _cluster_values(records, lab, anchor_pass.first)
+    if anchor_pass.second:
+        other = _cluster_values(records, lab, anchor_pass.second)
+        crossed = values.join(other, on="label", suffix="_b")
+        values = pl.DataFrame(
+            {
+                "label": crossed["label"],
+                "v": _combine(crossed["v"].to_numpy(), crossed["v_b"].to_numpy()),
+            }
+        ).unique()
+    if values.height == 0:
+        return lab, 0
+    n = int(lab.max()) + 1
+    named = np.zeros(n, dtype=bool)
+    named[lab[records["bloom_named"].fill_null(False).to_numpy()]] = True
+    eligible = ~named
+    if anchor_pass.nameless_without and anchor_pass.nameless_without in records.columns:
+        has = _fingerprints(records[anchor_pass.nameless_without]) != 0
+        eligible[lab[has]] = False
+    strong_parts = []
+    for space in STRONG_SPACES:
+        if space in records.columns:
+            fp = _fingerprints(records[space])
+            keep = fp != 0
+            strong_parts.append(
+                pl.DataFrame(
+                    {"label": lab[keep], "s": fp[keep]},
+                    schema={"label": pl.Int64, "s": pl.UInt64},
+                ).with_columns(pl.lit(space).alias("space"))
+            )
+    strong = (
+        pl.concat(strong_parts).unique()
+        if strong_parts
+        else pl.DataFrame(schema={"label": pl.Int64, "s": pl.UInt64, "space": pl.String})
+    )
+    values = values.with_columns(
+        pl.Series("named", named[values["label"].to_numpy()]),
+        pl.Series("eligible", eligible[values["label"].to_numpy()]),
+    ).filter(pl.col("named") | pl.col("eligible"))
+    groups = (
+        values.group_by("v")
+        .agg(
+            pl.col("label").filter(pl.col("named")).alias("named_labels"),
+            pl.col("label").filter(pl.col("eligible")).alias("nameless_labels"),
+        )
+        .filter(
+            (pl.col("nameless_labels").list.len() > 0)
+            & (pl.col("named_labels").list.len() <= 1)
+            & ((pl.col("named_labels").list.len() == 1) | pl.lit(anchor_pass.join_nameless))
+            & ((pl.col("named_labels").list.len() + pl.col("nameless_labels").list.len()) > 1)
+        )
+    )
+    if groups.height == 0:
+        return lab, 0
+    # strong-identifier conflicts inside a group
+    members = (
+        groups.select("v", pl.concat_list("named_labels", "nameless_labels").alias("label"))
+        .explode("label")
+        .with_columns(pl.col("label").cast(pl.Int64))
+    )
+    conflicted = (
+        members.join(strong, on="label")
+        .group_by("v", "space")
+        .agg(pl.col("s").n_unique().alias("k"))
+        .filter(pl.col("k") > 1)["v"]
+        .unique()
+    )
+    members = members.filter(~pl.col("v").is_in(conflicted.implode()))
+    if members.height == 0:
+        return lab, 0
+    head = members.group_by("v", maintain_order=True).agg(pl.col("label").first().alias("h"))
+    edges = members.join(head, on="v").filter(pl.col("label") != pl.col("h"))
+    comp = _components(n, edges["label"].to_numpy(), edges["h"].to_numpy())
+    new = comp[lab]
+    # a chain reaching two named clusters, or two different strong identifiers, is left alone
+    present = np.unique(lab)
+    per_comp = pl.DataFrame({"comp": comp[present], "label": present, "named": named[present]})
+    bad_named = per_comp.group_by("comp").agg(pl.col("named").sum()).filter(pl.col("named") > 1)
+    bad_strong = (
+        per_comp.join(strong, on="label")
+        .group_by("comp", "space")
+        .agg(pl.col("s").n_unique().alias("k"))
+        .filter(pl.col("k") > 1)
+    )
+    bad = np.concatenate([bad_named["comp"].to_numpy(), bad_strong["comp"].to_numpy()])
+    new = np.where(np.isin(new, bad), lab, new)
+    return new, int(present.size - np.unique(new).size)
