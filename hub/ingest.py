@@ -37,11 +37,12 @@ from hub.bulk import insert_frame
 from hub.db import large_write
 from hub.errors import NotFound, Unprocessable
 from hub.keyring import KeyRing
-from hub.models import RecordAttributeBatchRow, RecordRow, UploadRow
+from hub.models import RecordAnchorBatchRow, RecordAttributeBatchRow, RecordRow, UploadRow
 from hub.pipeline import ThreadStage
-from hub.records import attributes_blob, build_records
+from hub.records import batch_blob, build_records
 from hub.signing import HubSigner
 from hub.streams import HashingReader, needs_random_access
+from privacy.linkage.anchors import AnchorEncoder
 from privacy.matchkeys import Pseudonymiser, pack_match_keys
 
 log = logging.getLogger("hub.ingest")
@@ -51,12 +52,14 @@ ProgressCallback = Callable[[int], None]
 
 @dataclass(frozen=True)
 class _StoreBatch:
-    """One batch as the store writes it: record rows with their packed match keys, and every
-    kept attribute as one compressed columnar blob (``hub.records``)."""
+    """One batch as the store writes it: record rows with their packed match keys, every kept
+    attribute as one compressed columnar blob (``hub.records``), and the records' keyed anchors
+    as another (``privacy.linkage.anchors``)."""
 
     records: pl.DataFrame
     first_row: int
     attributes: bytes
+    anchors: bytes
 
 
 @dataclass
@@ -150,6 +153,7 @@ class Ingestor:
         terms = agreement.dataset(dataset)
         adapter = get_adapter(dataset)
         pseudonymiser = self._keyring.pseudonymiser(agreement.linkage_domain)
+        anchor_encoder = self._keyring.anchor_encoder(agreement.linkage_domain)
         reader = HashingReader(source, self._max_upload_bytes)
         stream: BinaryIO = io.BufferedReader(reader, buffer_size=1 << 20)
         if needs_random_access(filename):
@@ -185,21 +189,29 @@ class Ingestor:
 
                 def store(batch: _StoreBatch) -> None:
                     insert_frame(connection, table_rows, batch.records, constants=constants)  # type: ignore[arg-type]
-                    connection.execute(
-                        insert(RecordAttributeBatchRow).values(
-                            upload_pk=upload_pk,
-                            first_row=batch.first_row,
-                            rows=batch.records.height,
-                            body=batch.attributes,
+                    for table, body in (
+                        (RecordAttributeBatchRow, batch.attributes),
+                        (RecordAnchorBatchRow, batch.anchors),
+                    ):
+                        connection.execute(
+                            insert(table).values(
+                                upload_pk=upload_pk,
+                                first_row=batch.first_row,
+                                rows=batch.records.height,
+                                body=body,
+                            )
                         )
-                    )
 
                 # One batch queued per stage: deeper queues hold more batches in memory
                 # (several MB each) without keeping the two cores any busier.
                 writer: ThreadStage[_StoreBatch] = ThreadStage(store, name="hub-store", depth=1)
 
                 def key(canonical: pl.DataFrame) -> None:
-                    writer.submit(self._records_with_keys(adapter, pseudonymiser, terms, canonical))
+                    writer.submit(
+                        self._records_with_keys(
+                            adapter, pseudonymiser, anchor_encoder, terms, canonical
+                        )
+                    )
 
                 keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key", depth=1)
                 first_row = 2  # the header is spreadsheet row 1
@@ -305,11 +317,12 @@ class Ingestor:
     def _records_with_keys(
         adapter: Adapter,
         pseudonymiser: Pseudonymiser,
+        anchor_encoder: AnchorEncoder,
         terms: DatasetTerms,
         frame: pl.DataFrame,
     ) -> _StoreBatch:
-        """What to store of one batch: generalised records with their packed match keys, and
-        the kept attributes.
+        """What to store of one batch: generalised records with their packed match keys, the
+        kept attributes, and the keyed anchors.
 
         ``frame`` is the canonical batch with raw identifiers; nothing of it but the digests
         and the generalised values leaves this function. The columns that are the same for
@@ -317,10 +330,13 @@ class Ingestor:
         """
         keys = pack_match_keys(pseudonymiser.match_keys_hex(frame, adapter.dataset))
         kept = build_records(frame, terms, adapter)
+        rows = kept.records.get_column("row")
+        anchors = pl.concat([rows.to_frame(), anchor_encoder.encode(frame)], how="horizontal")
         return _StoreBatch(
             records=pl.concat([kept.records.drop("dataset"), keys], how="horizontal"),
-            first_row=int(kept.records.get_column("row")[0]),
-            attributes=attributes_blob(kept.attributes),
+            first_row=int(rows[0]),
+            attributes=batch_blob(kept.attributes),
+            anchors=batch_blob(anchors),
         )
 
     def _live_upload(
@@ -401,9 +417,8 @@ class Ingestor:
                 return receipt
             pk = upload.id
             connection.execute(delete(RecordRow).where(RecordRow.upload_pk == pk))
-            connection.execute(
-                delete(RecordAttributeBatchRow).where(RecordAttributeBatchRow.upload_pk == pk)
-            )
+            for table in (RecordAttributeBatchRow, RecordAnchorBatchRow):
+                connection.execute(delete(table).where(table.upload_pk == pk))
             now = datetime.now(UTC)
             body = {k: v for k, v in receipt.items() if k != "signature"}
             body.update(

@@ -7,6 +7,7 @@ file or KMS command) and held only in memory; it is never written to the databas
 from __future__ import annotations
 
 from hub.settings import Settings
+from privacy.linkage.anchors import AnchorEncoder
 from privacy.matchkeys import Pseudonymiser
 from privacy.secrets import MasterSecretError, load_master_secret
 
@@ -42,6 +43,7 @@ class KeyRing:
         self._master_secret = master_secret
         self.key_version = key_version
         self._pseudonymisers: dict[str, Pseudonymiser] = {}
+        self._anchor_encoders: dict[str, AnchorEncoder] = {}
 
     def pseudonymiser(self, linkage_domain: str) -> Pseudonymiser:
         if linkage_domain not in self._pseudonymisers:
@@ -49,3 +51,10 @@ class KeyRing:
                 self._master_secret, linkage_domain, self.key_version
             )
         return self._pseudonymisers[linkage_domain]
+
+    def anchor_encoder(self, linkage_domain: str) -> AnchorEncoder:
+        if linkage_domain not in self._anchor_encoders:
+            self._anchor_encoders[linkage_domain] = AnchorEncoder(
+                self._master_secret, linkage_domain, self.key_version
+            )
+        return self._anchor_encoders[linkage_domain]

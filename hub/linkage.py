@@ -46,15 +46,27 @@ from hub.dimensions import (
     first_masks,
 )
 from hub.logs import describe_error
-from hub.models import PersonRow, RecordPersonRow, RecordRow, UploadRow
+from hub.models import PersonRow, RecordAnchorBatchRow, RecordPersonRow, RecordRow, UploadRow
+from hub.records import frame_from_blob
 from hub.registry import AgreementRegistry
-from privacy.linkage.cascade import Linker
+from privacy.linkage.anchors import ANCHOR_COLUMNS, ANCHOR_PASSES, anchor_link
+from privacy.linkage.cascade import STRONG_SPACES, Linker
 from privacy.linkage.stored import stored_fingerprints
 from privacy.matchkeys import MATCH_KEYS
 
 log = logging.getLogger("hub.linkage")
 
-LEVELS: dict[str, int] = {spec.name: spec.level for spec in MATCH_KEYS}
+ANCHOR_LEVEL = 6
+"""Link level of records joined by a keyed anchor (levels 1-4 are the cascade's; 5 is kept
+for the Bloom-filter stage, not run by the hub: see docs/linkage.md)."""
+ANCHOR_KEYS: dict[str, str] = {p.name: f"anchor_{p.name}" for p in ANCHOR_PASSES}
+LEVELS: dict[str, int] = {
+    **{spec.name: spec.level for spec in MATCH_KEYS},
+    **{key: ANCHOR_LEVEL for key in ANCHOR_KEYS.values()},
+}
+_TOKEN_COLUMNS = ["record_id", *ANCHOR_COLUMNS, "bloom_named", *STRONG_SPACES]
+"""What the anchor stage reads of each record: its anchors and its strong identifiers' key
+fingerprints (a few tens of bytes per record, kept in memory with the linker)."""
 _CHUNK = 2_000  # ids per IN (...) list
 _FACTS = ["agreement_id", *DIMENSIONS]
 """What the linker keeps of each record besides its ids, for ``record_persons``' query facts
@@ -139,6 +151,47 @@ def _frame(rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
 class _Domain:
     linker: Linker
     meta: pl.DataFrame  # one row per live record the linker holds (see _META_SCHEMA)
+    tokens: pl.DataFrame  # the same records' anchor-stage inputs (see _TOKEN_COLUMNS)
+
+
+def _anchor_batches(rows: Iterable[Sequence[Any]]) -> pl.DataFrame:
+    """Stored anchor batches ``(upload_pk, body)`` as one frame keyed by upload and row."""
+    schema: dict[str, Any] = {
+        "upload_pk": pl.Int64,
+        "row": pl.Int64,
+        **{name: pl.UInt64 for name in ANCHOR_COLUMNS},
+        "bloom_named": pl.Boolean,
+    }
+    parts = [
+        frame_from_blob(body).with_columns(pl.lit(upload_pk, dtype=pl.Int64).alias("upload_pk"))
+        for upload_pk, body in rows
+    ]
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    return pl.concat(parts, how="diagonal_relaxed").select(
+        pl.col(name).cast(dtype) for name, dtype in schema.items()
+    )
+
+
+def _attach_nameless(state: _Domain) -> list[str]:
+    """Run the anchor stage (``privacy.linkage.anchors``) over the domain's clusters and join
+    what it decides into the linker; returns the records whose person changed.
+
+    It runs over every live record, not only the new ones: a few vectorised group-bys, and the
+    only way to see every cluster that carries an anchor value (an anchor shared by two named
+    clusters links nothing). Clusters it joined stay joined through later uploads."""
+    ids, labels = state.linker.labels()
+    if not ids:
+        return []
+    tokens = pl.DataFrame({"record_id": ids}, schema={"record_id": pl.String}).join(
+        state.tokens, on="record_id", how="left", maintain_order="left"
+    )
+    changed: list[str] = []
+    for anchor_pass in ANCHOR_PASSES:
+        labels, attached = anchor_link(tokens, labels, anchor_pass=anchor_pass)
+        if attached:
+            changed.extend(state.linker.join(labels, ANCHOR_KEYS[anchor_pass.name]))
+    return changed
 
 
 def _record_ids(upload_pk: pl.Expr, row: pl.Expr) -> pl.Expr:
@@ -217,7 +270,13 @@ class LinkageService:
                 old_persons = gone.get_column("person_id").drop_nulls().unique().to_list()
                 state.linker.remove(gone.get_column("record_id").to_list())
                 state.meta = state.meta.filter(pl.col("upload_pk") != upload.id)
-                return self._write(domain, state, state.linker.last_changed(), old_persons)
+                state.tokens = state.tokens.join(
+                    gone.select("record_id"), on="record_id", how="anti", maintain_order="left"
+                )
+                # the persons the cascade re-clustered lost their anchor joins: run it again
+                changed = state.linker.last_changed()
+                changed = list(dict.fromkeys([*changed, *_attach_nameless(state)]))
+                return self._write(domain, state, changed, old_persons)
         except Exception as error:
             log.error(
                 "re-linking after withdrawal of %s failed (%s)", upload_id, describe_error(error)
@@ -330,7 +389,28 @@ class LinkageService:
             parts.append(_frame(rows))
         frame = pl.concat(parts) if parts else _frame([])
         record_id = _record_ids(pl.col("upload_pk"), pl.col("row")).alias("record_id")
-        return frame.with_columns(record_id)
+        anchors = self._read_anchors(connection, domain, upload_pks)
+        return frame.with_columns(record_id).join(
+            anchors, on=["upload_pk", "row"], how="left", maintain_order="left"
+        )
+
+    def _read_anchors(
+        self, connection: Connection, domain: str, upload_pks: Sequence[int] | None
+    ) -> pl.DataFrame:
+        """The stored anchors of the live uploads :meth:`_read` reads (records stored before
+        anchors were kept have none: they are read as null and attach nothing)."""
+        query = (
+            select(RecordAnchorBatchRow.upload_pk, RecordAnchorBatchRow.body)
+            .join(UploadRow, UploadRow.id == RecordAnchorBatchRow.upload_pk)
+            .where(
+                UploadRow.agreement_id.in_(self._agreement_ids(connection, domain)),
+                UploadRow.status == "stored",
+                UploadRow.key_version == self.key_version,
+            )
+        )
+        if upload_pks is not None:
+            query = query.where(RecordAnchorBatchRow.upload_pk.in_(list(upload_pks)))
+        return _anchor_batches(connection.execute(query))
 
     def _load(self, domain: str) -> int:
         """Rebuild the domain's linker from the tables, repair what a crash left, link the
@@ -351,8 +431,8 @@ class LinkageService:
         del frame  # the key columns live on only in the linker's fingerprint matrix
         if linked.height:
             linker.restore(linked.rename({"person_id": "person"}))
-        linked = linked.select(list(_META_SCHEMA))
-        state = _Domain(linker, linked)
+        state = _Domain(linker, linked.select(list(_META_SCHEMA)), linked.select(_TOKEN_COLUMNS))
+        linked = state.meta
         self._domains[domain] = state
         examined = 0
         if linked.height:
@@ -393,6 +473,9 @@ class LinkageService:
                 examined += self._write(
                     domain, state, unmarked.get_column("record_id").to_list(), []
                 )
+            # anchors the stored persons do not reflect yet (uploads linked by a hub that did
+            # not run the anchor stage, persons re-clustered above)
+            examined += self._write(domain, state, _attach_nameless(state), [])
         del linked
         return examined + self._link_frame(domain, state, pending)
 
@@ -429,7 +512,10 @@ class LinkageService:
             pl.lit(None, dtype=pl.Int64).alias("rank_in_dataset"),
         )
         state.meta = pl.concat([state.meta, fresh])
-        return self._write(domain, state, state.linker.last_changed(), [])
+        state.tokens = pl.concat([state.tokens, pending.select(_TOKEN_COLUMNS)])
+        changed = state.linker.last_changed()
+        changed = list(dict.fromkeys([*changed, *_attach_nameless(state)]))
+        return self._write(domain, state, changed, [])
 
     def _write(
         self, domain: str, state: _Domain, changed: list[str], extra_old_persons: list[str]

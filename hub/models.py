@@ -113,7 +113,19 @@ class RecordRow(Base):
     match_keys: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class RecordAttributeBatchRow(Base):
+class _RecordBatchColumns:
+    """One batch of an upload's records stored column-wise: ``body`` is a zstd-compressed
+    Arrow IPC file whose ``row`` column names the records (``hub.records.batch_blob``)."""
+
+    upload_pk: Mapped[int] = mapped_column(
+        ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_row: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RecordAttributeBatchRow(_RecordBatchColumns, Base):
     """Every attribute the agreement keeps for one batch of an upload's records, column by
     column: a zstd-compressed Arrow IPC file with a ``row`` column and one typed column per
     attribute (``hub.records``). Stored per batch rather than per row because a row's
@@ -122,12 +134,14 @@ class RecordAttributeBatchRow(Base):
 
     __tablename__ = "record_attribute_batches"
 
-    upload_pk: Mapped[int] = mapped_column(
-        ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
-    )
-    first_row: Mapped[int] = mapped_column(Integer, primary_key=True)
-    rows: Mapped[int] = mapped_column(Integer)
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+class RecordAnchorBatchRow(_RecordBatchColumns, Base):
+    """The keyed anchors of one batch of an upload's records (``privacy.linkage.anchors``):
+    a zstd-compressed Arrow IPC file with a ``row`` column, the 64-bit fingerprint of each
+    anchor (null where an input was missing) and ``bloom_named``. The linker attaches records
+    without names (A&E) to persons through them; they hold no value, only keyed digests."""
+
+    __tablename__ = "record_anchor_batches"
 
 
 class AuditEventRow(Base):

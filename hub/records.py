@@ -122,15 +122,16 @@ def build_records(frame: pl.DataFrame, terms: DatasetTerms, adapter: Adapter) ->
     return KeptBatch(records=records, attributes=kept)
 
 
-def attributes_blob(attributes: pl.DataFrame) -> bytes:
-    """``attributes`` as stored in ``record_attribute_batches``: an Arrow IPC file, zstd."""
+def batch_blob(columns: pl.DataFrame) -> bytes:
+    """A batch's columns as stored in ``record_attribute_batches`` and
+    ``record_anchor_batches``: an Arrow IPC file, zstd."""
     buffer = io.BytesIO()
-    attributes.write_ipc(buffer, compression="zstd")
+    columns.write_ipc(buffer, compression="zstd")
     return buffer.getvalue()
 
 
-def attributes_from_blob(body: bytes) -> pl.DataFrame:
-    """The frame :func:`attributes_blob` stored."""
+def frame_from_blob(body: bytes) -> pl.DataFrame:
+    """The frame :func:`batch_blob` stored."""
     return pl.read_ipc(io.BytesIO(body), memory_map=False)
 
 

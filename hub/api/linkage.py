@@ -7,21 +7,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from hub.api.deps import Authorized, authorize, get_hub
+from hub.linkage import LEVELS as KEY_LEVELS
 from hub.linkage import linkage_counts
 from hub.services import Hub
-from privacy.matchkeys import MATCH_KEYS
 
 router = APIRouter(prefix="/v1/agreements", tags=["linkage"])
 HubDep = Annotated[Hub, Depends(get_hub)]
 ReadAuth = Annotated[Authorized, Depends(authorize("linkage.read"))]
-LEVELS = sorted({spec.level for spec in MATCH_KEYS})
+LEVELS = sorted(set(KEY_LEVELS.values()))
 
 
 @router.get("/{agreement_id}/linkage")
 def agreement_linkage(agreement_id: str, hub: HubDep, _auth: ReadAuth) -> dict[str, Any]:
     """For each dataset of the agreement: how many stored records were linked to another
-    record at each cascade level (the level of the match key that first linked them),
-    how many remain unlinked, and how many are still waiting for the linker. Counts only."""
+    record at each level (1-4: the match key that first linked them; 6: a keyed anchor that
+    attached a record without a name, e.g. from A&E), how many remain unlinked, and how many
+    are still waiting for the linker. Counts only."""
     agreement = hub.agreements.get(agreement_id)
     with hub.engine.connect() as connection:
         counts = linkage_counts(connection, agreement_id)
@@ -42,7 +43,7 @@ def agreement_linkage(agreement_id: str, hub: HubDep, _auth: ReadAuth) -> dict[s
         "agreement_id": agreement_id,
         "linkage_domain": agreement.linkage_domain,
         "levels": {
-            str(level): [s.name for s in MATCH_KEYS if s.level == level] for level in LEVELS
+            str(level): [key for key, at in KEY_LEVELS.items() if at == level] for level in LEVELS
         },
         "datasets": datasets,
     }

@@ -193,6 +193,8 @@ class Linker:
         self._labels = np.zeros(0, dtype=np.int64)  # cluster = index of its oldest record
         self._link_key = np.full(0, -1, dtype=np.int64)  # key index that first linked a record
         self._last_members = np.zeros(0, dtype=np.int64)  # re-examined by the last change
+        # link keys of stages outside the cascade (join()); key index len(keys) + position
+        self._outside_keys: list[str] = []
 
     def __repr__(self) -> str:  # never show key material
         return f"Linker(domain={self.domain!r}, key_version={self.key_version}, n={len(self)})"
@@ -269,9 +271,8 @@ class Linker:
             .to_numpy()
         )
         self._labels = first.astype(np.int64)
-        lookup = {k: j for j, k in enumerate(self.config.keys)}
         keys = records.get_column("link_key").cast(pl.String).to_list()
-        self._link_key = np.array([lookup.get(k, -1) if k else -1 for k in keys], np.int64)
+        self._link_key = np.array([self._key_index(k) if k else -1 for k in keys], np.int64)
         self._last_members = np.arange(n, dtype=np.int64)
 
     def relink(self, record_ids: Iterable[str]) -> None:
@@ -285,6 +286,47 @@ class Linker:
             self._recluster(members, np.arange(members.size, dtype=np.int64))
         else:
             self._last_members = members
+
+    def join(self, labels: npt.ArrayLike, link_key: str) -> list[str]:
+        """Join clusters as a stage outside the cascade decided (the keyed anchors of
+        ``privacy.linkage.anchors``). ``labels`` holds one label per live record, in the order
+        of :meth:`labels`; records with equal labels become one person, and a label may only
+        put whole clusters together. Records that were alone get ``link_key``.
+
+        Joined clusters stay joined through later adds (which never split a cluster); remove
+        and relink re-cluster the persons they touch by the cascade alone, so run the stage
+        again after them. Returns the ids of every record of the persons it joined."""
+        idx = np.flatnonzero(np.array(self._state.alive, dtype=bool))
+        new = np.asarray(labels, dtype=np.int64)
+        if new.shape != idx.shape:
+            raise ValueError(f"join() needs one label per live record ({idx.size})")
+        old = self._labels[idx]
+        if idx.size == 0:
+            return []
+        # per old cluster, one new label; per new label, its oldest record becomes the label
+        check = pl.DataFrame({"old": old, "new": new, "i": idx})
+        if check.group_by("old").agg(pl.col("new").n_unique()).get_column("new").max() != 1:
+            raise ValueError("join() labels must not split a cluster")
+        oldest = check.select(pl.col("i").min().over("new")).to_series().to_numpy()
+        changed = oldest != old
+        if not changed.any():
+            return []
+        sizes = check.select(pl.len().over("new")).to_series().to_numpy()
+        self._labels[idx] = oldest
+        alone = (self._link_key[idx] == -1) & (sizes > 1)
+        self._link_key[idx[alone]] = self._key_index(link_key)
+        # every record of a joined person: its person, link key or rank may have changed
+        members = idx[np.isin(oldest, oldest[changed])]
+        self._last_members = members
+        return [self._state.record_ids[i] for i in members.tolist()]
+
+    def _key_index(self, link_key: str) -> int:
+        """The index of a link key: a cascade key, or a stage's key registered on first use."""
+        if link_key in self.config.keys:
+            return self.config.keys.index(link_key)
+        if link_key not in self._outside_keys:
+            self._outside_keys.append(link_key)
+        return len(self.config.keys) + self._outside_keys.index(link_key)
 
     def last_changed(self) -> list[str]:
         """Ids of the live records the last add/remove/relink re-examined: every record whose
@@ -307,7 +349,7 @@ class Linker:
         labels = self._labels[idx]
         uniq, inverse = np.unique(labels, return_inverse=True)
         pids = [self.person_id(int(u)) for u in uniq]
-        keys = [None, *self.config.keys]
+        keys = [None, *self.config.keys, *self._outside_keys]
         return pl.DataFrame(
             {
                 "record_id": [self._state.record_ids[i] for i in idx],

@@ -11,8 +11,8 @@ from sqlalchemy import MetaData, select
 
 from adapters.schema import load_schemas
 from hub.client import HubClient
-from hub.models import RecordAttributeBatchRow
-from hub.records import attributes_from_blob
+from hub.models import RecordAnchorBatchRow, RecordAttributeBatchRow
+from hub.records import frame_from_blob
 from hub.services import Hub
 from synth import generate
 from tests.conftest import AgencyAuth, HubProcess, Tokens
@@ -64,12 +64,15 @@ def table_dumps(hub: Hub) -> dict[str, str]:
 
 
 def decoded_attribute_batches(hub: Hub) -> str:
-    """The kept attributes, decompressed: a compressed blob would hide a leaked value from a
-    byte search."""
+    """The kept attributes and the anchors, decompressed: a compressed blob would hide a
+    leaked value from a byte search."""
+    texts = []
     with hub.engine.connect() as connection:
-        bodies = connection.execute(select(RecordAttributeBatchRow.body)).scalars().all()
-    assert bodies, "the uploads should have stored their attributes"
-    return "\n".join(attributes_from_blob(body).write_ndjson() for body in bodies)
+        for table in (RecordAttributeBatchRow, RecordAnchorBatchRow):
+            bodies = connection.execute(select(table.body)).scalars().all()
+            assert bodies, f"the uploads should have stored {table.__tablename__}"
+            texts.extend(frame_from_blob(body).write_ndjson() for body in bodies)
+    return "\n".join(texts)
 
 
 def sqlite_bytes(hub: Hub) -> str:

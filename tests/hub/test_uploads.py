@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from hub.api.app import create_app
 from hub.models import RecordAttributeBatchRow, RecordRow
-from hub.records import attributes_from_blob
+from hub.records import frame_from_blob
 from hub.services import Hub
 from hub.signing import verify_signed_document
 from tests.adapters.adapter_extracts import NHS, extract_csv
@@ -107,7 +107,7 @@ def test_every_kept_attribute_is_stored_and_each_row_holds_those_queries_read(
     with hub.engine.connect() as connection:
         (body,) = connection.execute(select(RecordAttributeBatchRow.body)).scalars().all()
         rows = connection.execute(select(RecordRow.row, RecordRow.attributes)).all()
-    kept = attributes_from_blob(body)
+    kept = frame_from_blob(body)
     terms = hub.agreements.get(AGREEMENT).dataset(POLICE)
     attributes = {t.name for t in terms.fields if t.classification == "attribute"}
     identifiers = {t.name for t in terms.fields if t.classification == "direct_identifier"}

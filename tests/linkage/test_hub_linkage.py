@@ -256,6 +256,80 @@ def test_a_withdrawal_while_no_linker_ran_is_repaired_at_start(hub: Hub) -> None
     assert sorted(person_counts(hub).values()) == [1, 1]
 
 
+# ---------------------------------------------------------------- records without names
+
+
+def test_an_ae_record_without_nhs_number_joins_the_one_person_with_its_dob_sex_and_postcode(
+    hub: Hub,
+) -> None:
+    pol = upload(hub, POLICE, police("Amara", "P1"))
+    # A&E knows no name; this attendance has no NHS number either
+    ae = upload(hub, AE, {"nhs_number": ""})
+    (p,), (a,) = persons(hub, pol), persons(hub, ae)
+    assert a["person_id"] == p["person_id"]
+    assert a["link_level"] == 6 and a["link_key"] == "anchor_dob_sex_postcode"
+    assert p["link_level"] == 6  # it was alone until the attendance joined it
+    assert person_counts(hub) == {p["person_id"]: 2}
+    # the join survives a restart unchanged, and a later upload does not undo it
+    before = table_state(hub)
+    restarted(hub)
+    assert table_state(hub) == before
+    upload(hub, POLICE, police("Bola", "P2", surname="Adeyemi", crime_reference="C2"))
+    assert persons(hub, ae)[0]["person_id"] == p["person_id"]
+
+
+def test_an_ae_record_with_another_dob_or_postcode_is_not_attached(hub: Hub) -> None:
+    pol = upload(hub, POLICE, police("Amara", "P1"))
+    other_dob = upload(
+        hub, AE, {"nhs_number": "", "date_of_birth": "2007-09-30", "age_at_attendance": "16"}
+    )
+    moved = upload(hub, AE, {"nhs_number": "", "postcode_of_usual_address": "E8 1DY",
+                             "attendance_id": "ATT-2"})
+    person = persons(hub, pol)[0]["person_id"]
+    assert persons(hub, other_dob)[0]["person_id"] != person
+    assert persons(hub, moved)[0]["person_id"] != person
+    assert persons(hub, pol)[0]["link_level"] is None
+
+
+def test_an_ae_record_matching_twins_is_attached_to_neither(hub: Hub) -> None:
+    twins = upload(hub, POLICE, police("Amara", "P1"), police("Adaeze", "P2", crime_reference="C2"))
+    ae = upload(hub, AE, {"nhs_number": ""})
+    a, b = persons(hub, twins)
+    (e,) = persons(hub, ae)
+    assert e["person_id"] not in (a["person_id"], b["person_id"])
+    assert e["link_level"] is None
+
+
+def test_an_ae_record_is_never_attached_across_different_nhs_numbers(hub: Hub) -> None:
+    csc = upload(hub, CSC, {})  # social care records her NHS number
+    ae = upload(hub, AE, {"nhs_number": OTHER_NHS})  # same DOB, sex, postcode; another NHS no.
+    assert persons(hub, ae)[0]["person_id"] != persons(hub, csc)[0]["person_id"]
+
+
+def test_withdrawing_the_named_upload_detaches_the_ae_record(hub: Hub) -> None:
+    pol = upload(hub, POLICE, police("Amara", "P1"))
+    ae = upload(hub, AE, {"nhs_number": ""})
+    assert persons(hub, ae)[0]["person_id"] == persons(hub, pol)[0]["person_id"]
+    hub.ingestor.withdraw(pol["upload_id"])
+    hub.linkage.after_withdrawal(pol["upload_id"])
+    (a,) = persons(hub, ae)
+    assert a["link_level"] is None and person_counts(hub) == {a["person_id"]: 1}
+    before = table_state(hub)
+    restarted(hub)
+    assert table_state(hub) == before
+
+
+def test_withdrawing_the_ae_upload_leaves_the_named_record_alone_again(hub: Hub) -> None:
+    pol = upload(hub, POLICE, police("Amara", "P1"))
+    ae = upload(hub, AE, {"nhs_number": ""})
+    person = persons(hub, pol)[0]["person_id"]
+    hub.ingestor.withdraw(ae["upload_id"])
+    hub.linkage.after_withdrawal(ae["upload_id"])
+    (p,) = persons(hub, pol)
+    assert p["person_id"] == person and p["link_level"] is None
+    assert person_counts(hub) == {person: 1}
+
+
 # ---------------------------------------------------------------- what IG leads see
 
 
@@ -279,7 +353,7 @@ def test_ig_lead_sees_counts_per_level_and_unlinked(
     body = response.json()
     by_dataset = {d["dataset"]: d for d in body["datasets"]}
     assert by_dataset[POLICE]["records"] == 3
-    assert by_dataset[POLICE]["linked_by_level"] == {"1": 0, "2": 1, "3": 0, "4": 0}
+    assert by_dataset[POLICE]["linked_by_level"] == {"1": 0, "2": 1, "3": 0, "4": 0, "6": 0}
     assert by_dataset[POLICE]["unlinked"] == 1
     assert by_dataset[POLICE]["pending"] == 1
     assert by_dataset[SCHOOLS]["linked_by_level"]["2"] == 1

@@ -503,3 +503,45 @@ def test_stages_accept_8_byte_fingerprints_in_place_of_the_token_digests() -> No
     got = anchor_cascade(stored, bloom_cascade(stored, np.arange(3))[0])
     assert expected[0].tolist() == got[0].tolist() and expected[1] == got[1]
     assert len(set(got[0].tolist())) == 1
+
+
+def test_joins_decided_outside_the_cascade_hold_through_adds_and_end_with_a_remove() -> None:
+    linker = Linker(MASTER, "d", 1)
+    linker.add(upload("police", [person("Amara", "Okafor", postcode="E1 6AN")]))
+    linker.add(upload("ae", [person(None, None, postcode="E1 6AN")], dataset="ae"))
+    ids, labels = linker.labels()
+    assert ids == ["police:0", "ae:0"] and labels[0] != labels[1]
+    joined = linker.join(np.array([labels[0], labels[0]]), "anchor_dob_sex_postcode")
+    assert sorted(joined) == ["ae:0", "police:0"]
+    got = linker.assignments()
+    assert got["person_id"].n_unique() == 1
+    assert got["link_key"].to_list() == ["anchor_dob_sex_postcode"] * 2
+    # a later add keeps the join (adds never split a cluster) and joining again changes nothing
+    linker.add(upload("school", [person("Liam", "Brown", date(1999, 5, 6), "N1 1AA")]))
+    assert persons(linker)["ae:0"] == persons(linker)["police:0"]
+    assert linker.join(linker.labels()[1], "anchor_dob_sex_postcode") == []
+    # a restart restores the join and its link key from what was stored
+    restored = Linker(MASTER, "d", 1)
+    stored = pl.concat(
+        [
+            upload("police", [person("Amara", "Okafor", postcode="E1 6AN")]),
+            upload("ae", [person(None, None, postcode="E1 6AN")], dataset="ae"),
+            upload("school", [person("Liam", "Brown", date(1999, 5, 6), "N1 1AA")]),
+        ]
+    ).join(linker.assignments(), on="record_id").rename({"person_id": "person"})
+    restored.restore(stored)
+    assert restored.assignments().equals(linker.assignments())
+    # a remove re-clusters the person by the cascade alone: the join is gone
+    linker.remove(["school:0"])
+    assert persons(linker)["ae:0"] == persons(linker)["police:0"]  # not touched
+    linker.relink(["police:0"])
+    assert persons(linker)["ae:0"] != persons(linker)["police:0"]
+
+
+def test_a_join_may_not_split_a_cluster() -> None:
+    linker = Linker(MASTER, "d", 1)
+    linker.add(upload("u1", [person(nhs_number=NHS_A), person(nhs_number=NHS_A, postcode=None)]))
+    with pytest.raises(ValueError, match="split"):
+        linker.join(np.array([0, 1]), "anchor_dob_sex_postcode")
+    with pytest.raises(ValueError, match="one label per live record"):
+        linker.join(np.array([0]), "anchor_dob_sex_postcode")
