@@ -29,6 +29,7 @@ from adapters import get_adapter
 from adapters.readers import open_table
 from benchmarks.report import write_section
 from privacy.linkage.bloom import (
+    ANCHOR_COLUMNS,
     ANCHOR_PASSES,
     BLOOM_PASSES,
     BloomEncoder,
@@ -339,13 +340,15 @@ def hub_database(path: Path, n: int, uploads: int) -> str:
 
     from hub.bulk import insert_rows
     from hub.db import make_engine, upgrade_database
-    from hub.models import RecordRow, UploadRow
+    from hub.models import RecordAnchorBatchRow, RecordRow, UploadRow
+    from hub.records import batch_blob
 
     url = f"sqlite:///{path}"
     upgrade_database(url)
     engine = make_engine(url)
     extra = n // 100
     frame = synthetic_keys(n + extra)
+    anchors = synthetic_anchors(n + extra)
     mask, blobs = _stored_form(frame)
     per = n // uploads
     bounds = [(i * per, (i + 1) * per) for i in range(uploads)] + [(n, n + extra)]
@@ -373,8 +376,33 @@ def hub_database(path: Path, n: int, uploads: int) -> str:
                  "age_band", "attributes", "key_version", "match_key_mask", "match_keys"],
                 rows,
             )
+            for first in range(lo, hi, 6144):  # anchors, per batch of rows as an ingest stores
+                batch = anchors.slice(first, min(6144, hi - first))
+                connection.execute(
+                    insert(RecordAnchorBatchRow).values(
+                        upload_pk=pk, first_row=first - lo + 2, rows=batch.height,
+                        body=batch_blob(batch.with_columns(
+                            (pl.int_range(pl.len()) + first - lo + 2).alias("row")
+                        )),
+                    )
+                )
     engine.dispose()
     return url
+
+
+def synthetic_anchors(n: int, seed: int = 2) -> pl.DataFrame:
+    """Anchor fingerprints for ``synthetic_keys``' records (same people: seed 1 picks them
+    again): per person a DOB and a postcode value, 20% of records nameless, 10% of values
+    missing; random values, so this measures the anchor stage's cost, not its quality."""
+    person = np.random.default_rng(1).integers(0, max(1, int(n / 2.5)), n)
+    rng = np.random.default_rng(seed)
+    people = int(person.max()) + 1
+    cols: dict[str, pl.Series] = {}
+    for name in ANCHOR_COLUMNS:
+        values = rng.integers(1, 2**63, people, dtype=np.int64).astype(np.uint64)[person]
+        cols[name] = pl.Series(name, values).set(pl.Series(rng.random(n) < 0.1), None)
+    cols["bloom_named"] = pl.Series("bloom_named", rng.random(n) >= 0.2)
+    return pl.DataFrame(cols)
 
 
 def hub_phase(url: str, phase: str) -> dict[str, float]:
