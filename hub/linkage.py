@@ -175,7 +175,7 @@ def _anchor_batches(rows: Iterable[Sequence[Any]]) -> pl.DataFrame:
 
 def _attach_nameless(state: _Domain) -> list[str]:
     """Run the anchor stage (``privacy.linkage.anchors``) over the domain's clusters and join
-    what it decides into the linker; returns the records whose person changed.
+    what it decides into the linker; returns every record of the persons it joined.
 
     It runs over every live record, not only the new ones: a few vectorised group-bys, and the
     only way to see every cluster that carries an anchor value (an anchor shared by two named
