@@ -312,18 +312,6 @@ def anchor_link(
     lab = np.asarray(labels, dtype=np.int64).copy()
     if records.height == 0:
         return lab, 0
-    values = _cluster_values(records, lab, anchor_pass.first)
-    if anchor_pass.second:
-        other = _cluster_values(records, lab, anchor_pass.second)
-        crossed = values.join(other, on="label", suffix="_b")
-        values = pl.DataFrame(
-            {
-                "label": crossed["label"],
-                "v": _combine(crossed["v"].to_numpy(), crossed["v_b"].to_numpy()),
-            }
-        ).unique()
-    if values.height == 0:
-        return lab, 0
     n = int(lab.max()) + 1
     named = np.zeros(n, dtype=bool)
     named[lab[records["bloom_named"].fill_null(False).to_numpy()]] = True
@@ -331,26 +319,34 @@ def anchor_link(
     if anchor_pass.nameless_without and anchor_pass.nameless_without in records.columns:
         has = _fingerprints(records[anchor_pass.nameless_without]) != 0
         eligible[lab[has]] = False
-    strong_parts = []
-    for space in STRONG_SPACES:
-        if space in records.columns:
-            fp = _fingerprints(records[space])
-            keep = fp != 0
-            strong_parts.append(
-                pl.DataFrame(
-                    {"label": lab[keep], "s": fp[keep]},
-                    schema={"label": pl.Int64, "s": pl.UInt64},
-                ).with_columns(pl.lit(space).alias("space"))
-            )
-    strong = (
-        pl.concat(strong_parts).unique()
-        if strong_parts
-        else pl.DataFrame(schema={"label": pl.Int64, "s": pl.UInt64, "space": pl.String})
-    )
-    values = values.with_columns(
-        pl.Series("named", named[values["label"].to_numpy()]),
-        pl.Series("eligible", eligible[values["label"].to_numpy()]),
-    ).filter(pl.col("named") | pl.col("eligible"))
+
+    def taking_part(values: pl.DataFrame) -> pl.DataFrame:
+        """``values`` of named and eligible clusters (flagged), and only values that some
+        eligible nameless cluster carries too: no other value can form a group below (this
+        keeps the work proportional to the nameless clusters, not to the domain)."""
+        labels_of = values["label"].to_numpy()
+        flagged = values.with_columns(
+            pl.Series("named", named[labels_of]), pl.Series("eligible", eligible[labels_of])
+        ).filter(pl.col("named") | pl.col("eligible"))
+        wanted = flagged.filter(pl.col("eligible")).select("v").unique()
+        return flagged.join(wanted, on="v", how="semi")
+
+    values = taking_part(_cluster_values(records, lab, anchor_pass.first))
+    if anchor_pass.second:
+        # a combined value can only meet a nameless cluster's if both of its parts do
+        other = taking_part(_cluster_values(records, lab, anchor_pass.second))
+        crossed = values.join(other.select("label", "v"), on="label", suffix="_b")
+        values = taking_part(
+            pl.DataFrame(
+                {
+                    "label": crossed["label"],
+                    "v": _combine(crossed["v"].to_numpy(), crossed["v_b"].to_numpy()),
+                },
+                schema={"label": pl.Int64, "v": pl.UInt64},
+            ).unique()
+        )
+    if values.height == 0:
+        return lab, 0
     groups = (
         values.group_by("v")
         .agg(
@@ -372,6 +368,7 @@ def anchor_link(
         .explode("label")
         .with_columns(pl.col("label").cast(pl.Int64))
     )
+    strong = _strong_identifiers(records, lab, members["label"].unique().to_numpy())
     conflicted = (
         members.join(strong, on="label")
         .group_by("v", "space")
@@ -387,8 +384,10 @@ def anchor_link(
     comp = _components(n, edges["label"].to_numpy(), edges["h"].to_numpy())
     new = comp[lab]
     # a chain reaching two named clusters, or two different strong identifiers, is left alone
+    # (only clusters in some group can have been joined: the others keep their own label)
     present = np.unique(lab)
-    per_comp = pl.DataFrame({"comp": comp[present], "label": present, "named": named[present]})
+    joined = np.unique(members["label"].to_numpy())
+    per_comp = pl.DataFrame({"comp": comp[joined], "label": joined, "named": named[joined]})
     bad_named = per_comp.group_by("comp").agg(pl.col("named").sum()).filter(pl.col("named") > 1)
     bad_strong = (
         per_comp.join(strong, on="label")
@@ -399,3 +398,22 @@ def anchor_link(
     bad = np.concatenate([bad_named["comp"].to_numpy(), bad_strong["comp"].to_numpy()])
     new = np.where(np.isin(new, bad), lab, new)
     return new, int(present.size - np.unique(new).size)
+
+
+def _strong_identifiers(records: pl.DataFrame, lab: I64, labels: I64) -> pl.DataFrame:
+    """Distinct (label, strong-identifier fingerprint, space) of the clusters ``labels``."""
+    wanted = np.isin(lab, labels)
+    parts = []
+    for space in STRONG_SPACES:
+        if space in records.columns:
+            fp = _fingerprints(records[space])
+            keep = (fp != 0) & wanted
+            parts.append(
+                pl.DataFrame(
+                    {"label": lab[keep], "s": fp[keep]},
+                    schema={"label": pl.Int64, "s": pl.UInt64},
+                ).with_columns(pl.lit(space).alias("space"))
+            )
+    if not parts:
+        return pl.DataFrame(schema={"label": pl.Int64, "s": pl.UInt64, "space": pl.String})
+    return pl.concat(parts).unique()
