@@ -42,7 +42,7 @@ from hub.pipeline import ThreadStage
 from hub.records import batch_blob, build_records
 from hub.signing import HubSigner
 from hub.streams import HashingReader, needs_random_access
-from privacy.linkage.anchors import AnchorEncoder
+from privacy.linkage.anchors import ANCHOR_FIELDS, AnchorEncoder
 from privacy.matchkeys import Pseudonymiser, pack_match_keys
 
 log = logging.getLogger("hub.ingest")
@@ -328,10 +328,13 @@ class Ingestor:
         and the generalised values leaves this function. The columns that are the same for
         every row (upload, dataset, key version) are left to the insert.
         """
-        keys = pack_match_keys(pseudonymiser.match_keys_hex(frame, adapter.dataset))
+        # the anchors are made of fields the match keys normalise anyway: normalised once
+        hex_keys = pseudonymiser.match_keys_hex(frame, adapter.dataset, fields=ANCHOR_FIELDS)
+        keys = pack_match_keys(hex_keys)
         kept = build_records(frame, terms, adapter)
         rows = kept.records.get_column("row")
-        anchors = pl.concat([rows.to_frame(), anchor_encoder.encode(frame)], how="horizontal")
+        anchors = anchor_encoder.encode(frame, normalised=hex_keys.select(ANCHOR_FIELDS))
+        anchors = pl.concat([rows.to_frame(), anchors], how="horizontal")
         return _StoreBatch(
             records=pl.concat([kept.records.drop("dataset"), keys], how="horizontal"),
             first_row=int(rows[0]),

@@ -49,8 +49,10 @@ __all__ = [
     "KEY_SPACES",
     "MATCH_KEYS",
     "MATCH_KEY_PURPOSE",
+    "NORMALISED_FIELDS",
     "MatchKeySpec",
     "Pseudonymiser",
+    "normalised_fields",
     "pack_match_keys",
     "unpack_match_keys",
 ]
@@ -174,12 +176,31 @@ def _normaliser_exprs(today: dt.date) -> dict[str, pl.Expr]:
     return {source: fn(pl.col("raw")).alias("norm") for source, (_, fn) in _NORMALISERS.items()}
 
 
-def _normalised_fields(inputs: pl.DataFrame) -> pl.LazyFrame:
-    """The normalised field columns every key is built from (one query, not yet run)."""
+NORMALISED_FIELDS: tuple[str, ...] = (
+    *(target for target, _ in _NORMALISERS.values()),
+    "local",
+    "dob",
+    "year",
+    "day",
+    "month",
+)
+"""The normalised field columns the keys are built from: ``fore`` (first forename), ``sur``
+(compact surname), ``postcode``, ``nhs``, ``upn``, ``upn_former``, ``pnc``, ``local`` (String,
+null where absent or invalid), ``dob`` (``YYYY-MM-DD``), ``year`` (String), ``day`` and
+``month`` of the date of birth."""
+
+
+def _normalised_fields(
+    inputs: pl.DataFrame, targets: tuple[str, ...] = NORMALISED_FIELDS
+) -> pl.LazyFrame:
+    """The normalised field columns ``targets`` (default: all that any key is built from),
+    as one query, not yet run."""
     normalisers = _normaliser_exprs(dt.date.today())
     frame = inputs.lazy()
     parts: list[pl.LazyFrame] = []
     for source, (target, _) in _NORMALISERS.items():
+        if target not in targets:
+            continue
         if inputs.get_column(source).null_count() == inputs.height:
             # nothing to normalise (a field the dataset does not have, mostly): the column of
             # nulls itself, so the part keeps the frame's height
@@ -195,17 +216,38 @@ def _normalised_fields(inputs: pl.DataFrame) -> pl.LazyFrame:
             .select(pl.col("norm").alias(target))
         )
     dob = pl.col("date_of_birth")
-    parts.append(
-        frame.select(
-            # local ids are nearly all distinct and cheap to normalise: do them directly.
-            local_id_expr(pl.col("local_id")).alias("local"),
-            dob.dt.to_string("%Y-%m-%d").alias("dob"),
-            dob.dt.year().cast(pl.String).alias("year"),
-            dob.dt.day().alias("day"),
-            dob.dt.month().alias("month"),
-        )
+    direct = {
+        # local ids are nearly all distinct and cheap to normalise: do them directly.
+        "local": local_id_expr(pl.col("local_id")),
+        "dob": dob.dt.to_string("%Y-%m-%d"),
+        "year": dob.dt.year().cast(pl.String),
+        "day": dob.dt.day(),
+        "month": dob.dt.month(),
+    }
+    parts.append(frame.select(expr.alias(name) for name, expr in direct.items() if name in targets))
+    return pl.concat(parts, how="horizontal").select(targets)
+
+
+def normalised_fields(frame: pl.DataFrame, targets: tuple[str, ...]) -> pl.DataFrame:
+    """Some of :data:`NORMALISED_FIELDS` for each row of ``frame`` (the columns of
+    :meth:`Pseudonymiser.match_keys_hex`). These are raw identifiers in normal form: for
+    keyed encodings made from the same batch, never to be stored."""
+    return _normalised_fields(_key_inputs(frame), targets).collect()
+
+
+def _key_inputs(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame``'s :data:`INPUT_COLUMNS`, typed; absent ones all null."""
+    inputs = frame.select(
+        pl.col(c).cast(pl.Date if c == "date_of_birth" else pl.String)
+        for c in INPUT_COLUMNS
+        if c in frame.columns
     )
-    return pl.concat(parts, how="horizontal")
+    missing = [
+        pl.lit(None, dtype=pl.Date if c == "date_of_birth" else pl.String).alias(c)
+        for c in INPUT_COLUMNS
+        if c not in frame.columns
+    ]
+    return inputs.with_columns(missing) if missing else inputs
 
 
 def _key_strings(dataset: str | None) -> list[pl.Expr]:
@@ -298,10 +340,19 @@ class Pseudonymiser:
         digest: pl.Expr = pl.col(column).chash.hmac_sha256(key=self._hmac_key_text)  # type: ignore[attr-defined]
         return digest.alias(column)
 
-    def _keys_for(self, inputs: pl.DataFrame, dataset: str | None) -> pl.DataFrame:
-        """The hex digests for ``inputs``, in one query (one pass of planning and running)."""
+    def _keys_for(
+        self, inputs: pl.DataFrame, dataset: str | None, fields: tuple[str, ...]
+    ) -> pl.DataFrame:
+        """The hex digests for ``inputs``, and the normalised ``fields``, in one query (one
+        pass of planning and running)."""
         strings, digests = self._expressions(dataset)
-        return _normalised_fields(inputs).select(strings).select(digests).collect()
+        kept = [pl.col(name) for name in fields]
+        return (
+            _normalised_fields(inputs)
+            .select([*strings, *kept])
+            .select([*digests, *kept])
+            .collect()
+        )
 
     def _expressions(self, dataset: str | None) -> tuple[list[pl.Expr], list[pl.Expr]]:
         """The key-string and HMAC expressions for ``dataset``, built once.
@@ -325,31 +376,30 @@ class Pseudonymiser:
         hex_keys = self.match_keys_hex(frame, dataset)
         return hex_keys.select(pl.col(name).str.decode("hex") for name in hex_keys.columns)
 
-    def match_keys_hex(self, frame: pl.DataFrame, dataset: str | None = None) -> pl.DataFrame:
+    def match_keys_hex(
+        self,
+        frame: pl.DataFrame,
+        dataset: str | None = None,
+        *,
+        fields: tuple[str, ...] = (),
+    ) -> pl.DataFrame:
         """One ``pl.String`` column per :data:`MATCH_KEYS` entry (hex HMAC-SHA256 digest,
         null where any input is missing), same row count and order as ``frame``.
 
         ``frame`` has String columns forename, surname, nhs_number, upn, former_upn, pnc_id,
         local_id, postcode and a Date column date_of_birth; absent columns count as all null.
         ``dataset`` (or the constructor's) scopes ``local_id`` keys to one agency extract.
+        ``fields``: some of :data:`NORMALISED_FIELDS` to return too, after the keys, as
+        :func:`normalised_fields` gives them (so that other keyed encodings of the same batch
+        need not normalise it again; raw identifiers in normal form, never to be stored).
         """
         dataset = dataset if dataset is not None else self.dataset
         if dataset is not None and (not dataset or not dataset.isprintable()):
             raise ValueError("dataset must be a non-empty printable name")
-        missing = [
-            pl.lit(None, dtype=pl.Date if c == "date_of_birth" else pl.String).alias(c)
-            for c in INPUT_COLUMNS
-            if c not in frame.columns
-        ]
-        inputs = frame.select(
-            [
-                pl.col(c).cast(pl.Date if c == "date_of_birth" else pl.String)
-                for c in INPUT_COLUMNS
-                if c in frame.columns
-            ]
-        )
-        if missing:
-            inputs = inputs.with_columns(missing)
+        unknown = set(fields) - set(NORMALISED_FIELDS)
+        if unknown:
+            raise ValueError(f"not normalised fields: {sorted(unknown)}")
+        inputs = _key_inputs(frame)
         if dataset is None and inputs.get_column("local_id").null_count() < inputs.height:
             raise ValueError(
                 "local_id values are present but no dataset name was given: pass dataset= so "
@@ -359,12 +409,12 @@ class Pseudonymiser:
         # and join the digests back onto every row, in the original order.
         distinct = inputs.unique()
         if distinct.height == inputs.height:
-            return self._keys_for(inputs, dataset)
+            return self._keys_for(inputs, dataset, fields)
         distinct = distinct.with_row_index("__distinct_row")
         rows = inputs.join(
             distinct, on=list(INPUT_COLUMNS), how="left", nulls_equal=True, maintain_order="left"
         ).get_column("__distinct_row")
-        keys = self._keys_for(distinct.drop("__distinct_row"), dataset)
+        keys = self._keys_for(distinct.drop("__distinct_row"), dataset, fields)
         return keys[rows]
 
 

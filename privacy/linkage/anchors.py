@@ -18,7 +18,6 @@ undo.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,11 +27,12 @@ import polars_hash  # noqa: F401  (registers the vectorised `chash` expression n
 
 from privacy.keys import derive_key
 from privacy.linkage.cascade import STRONG_SPACES, _components, fingerprints
-from privacy.normalise import name_expr, postcode_expr
+from privacy.matchkeys import normalised_fields
 
 __all__ = [
     "AGE_COLUMNS",
     "ANCHOR_COLUMNS",
+    "ANCHOR_FIELDS",
     "ANCHOR_PASSES",
     "ANCHOR_PURPOSE",
     "AnchorEncoder",
@@ -65,13 +65,6 @@ I64 = npt.NDArray[np.int64]
 # ---------------------------------------------------------------------- encoding
 
 
-def distinct_map(values: pl.Series, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
-    """``fn`` applied to each distinct value once (normalisation is the costly part)."""
-    raw = values.cast(pl.String).alias("raw")
-    table = raw.drop_nulls().unique().to_frame().with_columns(fn(pl.col("raw")).alias("out"))
-    return raw.to_frame().join(table, on="raw", how="left", maintain_order="left")["out"]
-
-
 def column_or_null(frame: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> pl.Series:
     """``frame[name]`` cast to ``dtype``, or an all-null column when the frame has none."""
     if name in frame.columns:
@@ -79,29 +72,38 @@ def column_or_null(frame: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> 
     return pl.Series(name, [None] * frame.height, dtype=dtype)
 
 
-def anchor_inputs(frame: pl.DataFrame) -> pl.DataFrame:
-    """What the anchors are made of, from a canonical frame (absent columns count as null):
-    ``dob`` (Date), ``sex``, ``postcode`` (normalised), ``event`` (Date), ``age`` (Int64)."""
+ANCHOR_FIELDS: tuple[str, ...] = ("fore", "sur", "postcode", "dob", "year", "day", "month")
+"""The normalised identifier fields the anchors are made of (``privacy.matchkeys``)."""
+
+
+def anchor_inputs(frame: pl.DataFrame, normalised: pl.DataFrame | None = None) -> pl.DataFrame:
+    """What the anchors are made of, per row of a canonical frame (absent columns count as
+    null): the :data:`ANCHOR_FIELDS` normalised as the match keys normalise them (``dob`` is
+    ``YYYY-MM-DD`` text), ``sex``, ``event`` (Date) and ``age`` (Int64, the stated age at the
+    event). ``normalised``: those fields as ``Pseudonymiser.match_keys_hex(...,
+    fields=ANCHOR_FIELDS)`` returned them for this frame (the ingest passes them, so that
+    nothing is normalised twice); computed here when not given."""
+    if normalised is None:
+        normalised = normalised_fields(frame, ANCHOR_FIELDS)
     ages = [column_or_null(frame, c, pl.Int64) for c in AGE_COLUMNS if c in frame.columns]
     age = (
         pl.select(pl.coalesce(ages)).to_series()
         if ages
         else pl.Series("age", [None] * frame.height, dtype=pl.Int64)
     )
-    return pl.DataFrame(
-        {
-            "dob": column_or_null(frame, "date_of_birth", pl.Date),
-            "sex": column_or_null(frame, "sex", pl.String),
-            "postcode": distinct_map(column_or_null(frame, "postcode", pl.String), postcode_expr),
-            "event": column_or_null(frame, "event_date", pl.Date),
-            "age": age,
-        }
+    return pl.concat(
+        [
+            normalised.select(ANCHOR_FIELDS),
+            pl.DataFrame(
+                {
+                    "sex": column_or_null(frame, "sex", pl.String),
+                    "event": column_or_null(frame, "event_date", pl.Date),
+                    "age": age,
+                }
+            ),
+        ],
+        how="horizontal",
     )
-
-
-def dob_text_expr() -> pl.Expr:
-    """The date of birth as ``YYYY-MM-DD`` (over :func:`anchor_inputs`)."""
-    return pl.col("dob").dt.to_string("%Y-%m-%d")
 
 
 def male_female_expr() -> pl.Expr:
@@ -114,30 +116,31 @@ def anchor_messages(inputs: pl.DataFrame) -> pl.DataFrame:
     (String; null where an input is missing). Each message starts with its kind's label, so
     different kinds never share a digest; the swapped-DOB anchors share their unswapped
     kind's label, so a swapped date meets the true one."""
-    dob = pl.col("dob")
+    day, month = pl.col("day"), pl.col("month")
+    event_year = pl.col("event").dt.year()
     parts = inputs.lazy().select(
-        dob_text_expr().alias("dob_s"),
+        pl.col("dob"),
         male_female_expr().alias("mf"),
         pl.col("postcode"),
         # day and month swapped, where that is a different valid date
-        pl.when((dob.dt.day() <= 12) & (dob.dt.day() != dob.dt.month()))
+        pl.when((day <= 12) & (day != month))
         .then(
             pl.concat_str(
                 [
-                    dob.dt.year().cast(pl.String),
-                    dob.dt.day().cast(pl.String).str.zfill(2),
-                    dob.dt.month().cast(pl.String).str.zfill(2),
+                    pl.col("year"),
+                    day.cast(pl.String).str.zfill(2),
+                    month.cast(pl.String).str.zfill(2),
                 ],
                 separator="-",
             )
         )
         .alias("swapped"),
         # birth year: from the DOB, else the two years the age at the event allows
-        pl.coalesce(dob.dt.year(), pl.col("event").dt.year() - pl.col("age") - 1)
-        .cast(pl.String)
-        .alias("year"),
-        pl.when(dob.is_null())
-        .then(pl.col("event").dt.year() - pl.col("age"))
+        pl.coalesce(pl.col("year"), (event_year - pl.col("age") - 1).cast(pl.String)).alias(
+            "year"
+        ),
+        pl.when(pl.col("dob").is_null())
+        .then(event_year - pl.col("age"))
         .cast(pl.String)
         .alias("year_alt"),
     )
@@ -146,9 +149,9 @@ def anchor_messages(inputs: pl.DataFrame) -> pl.DataFrame:
         return pl.concat_str([pl.lit(label), *(pl.col(c) for c in columns)], separator=SEPARATOR)
 
     return parts.select(
-        message("ds", "dob_s", "mf").alias("anchor_dob_sex"),
+        message("ds", "dob", "mf").alias("anchor_dob_sex"),
         message("ds", "swapped", "mf").alias("anchor_dob_sex_swapped"),
-        message("d", "dob_s").alias("anchor_dob"),
+        message("d", "dob").alias("anchor_dob"),
         message("d", "swapped").alias("anchor_dob_swapped"),
         message("pc", "postcode").alias("anchor_postcode"),
         message("ysp", "year", "mf", "postcode").alias("anchor_year_sex_postcode"),
@@ -177,8 +180,11 @@ class AnchorEncoder:
     def __repr__(self) -> str:  # never show key material
         return f"AnchorEncoder(domain={self.domain!r}, key_version={self.key_version})"
 
-    def encode(self, frame: pl.DataFrame) -> pl.DataFrame:
-        messages = anchor_messages(anchor_inputs(frame))
+    def encode(self, frame: pl.DataFrame, normalised: pl.DataFrame | None = None) -> pl.DataFrame:
+        """The anchors of each row of a canonical frame (``normalised``: see
+        :func:`anchor_inputs`)."""
+        inputs = anchor_inputs(frame, normalised)
+        messages = anchor_messages(inputs)
         # one HMAC pass over every message of every anchor (most are distinct within a batch,
         # so hashing each once would cost more in the lookup than it saves)
         stacked = pl.concat([messages.get_column(c) for c in ANCHOR_COLUMNS])
@@ -194,14 +200,11 @@ class AnchorEncoder:
             pl.when(pl.col("m") == 0).then(pl.lit(1, dtype=pl.UInt64)).otherwise(pl.col("m"))
         ).to_series()
         n = frame.height
-        named = (
-            distinct_map(column_or_null(frame, "forename", pl.String), name_expr).is_not_null()
-            | distinct_map(column_or_null(frame, "surname", pl.String), name_expr).is_not_null()
-        )
+        named = inputs.select(pl.col("fore").is_not_null() | pl.col("sur").is_not_null())
         return pl.DataFrame(
             [
                 *(fp.slice(i * n, n).alias(c) for i, c in enumerate(ANCHOR_COLUMNS)),
-                named.alias("bloom_named"),
+                named.to_series().alias("bloom_named"),
             ]
         )
 

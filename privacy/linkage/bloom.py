@@ -49,6 +49,7 @@ there are two people -- twins share DOB, sex, surname and postcode).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,8 +73,6 @@ from privacy.linkage.anchors import (
     anchor_link,
     anchor_messages,
     column_or_null,
-    distinct_map,
-    dob_text_expr,
     male_female_expr,
 )
 from privacy.linkage.cascade import STRONG_SPACES
@@ -123,6 +122,13 @@ def _bigrams(value: str) -> list[str]:
     """The padded bigram set of one value (the definition the vectorised encoder follows)."""
     padded = f"_{value}_"
     return sorted({padded[i : i + 2] for i in range(len(padded) - 1)})
+
+
+def _distinct_map(values: pl.Series, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    """``fn`` applied to each distinct value once (normalisation is the costly part)."""
+    raw = values.cast(pl.String).alias("raw")
+    table = raw.drop_nulls().unique().to_frame().with_columns(fn(pl.col("raw")).alias("out"))
+    return raw.to_frame().join(table, on="raw", how="left", maintain_order="left")["out"]
 
 
 @dataclass
@@ -369,8 +375,8 @@ class BloomEncoder:
         # the Unicode/regex normalisation runs once per distinct raw name; the derived forms
         # (first forename, its nickname-resolved form, compact surname, surname parts) come
         # from the normalised text
-        forename = distinct_map(column_or_null(frame, "forename", pl.String), name_expr)
-        surname = distinct_map(column_or_null(frame, "surname", pl.String), name_expr)
+        forename = _distinct_map(column_or_null(frame, "forename", pl.String), name_expr)
+        surname = _distinct_map(column_or_null(frame, "surname", pl.String), name_expr)
         names = pl.DataFrame([forename.alias("f"), surname.alias("s")]).select(
             first_forename_expr(pl.col("f")).alias("forename"),
             surname_compact_expr(pl.col("s")).alias("surname"),
@@ -392,7 +398,7 @@ class BloomEncoder:
         )
         inputs = anchor_inputs(frame)
         norm = pl.concat([names, inputs], how="horizontal")
-        years = norm["dob"].dt.year().cast(pl.String).fill_null("")
+        years = norm["year"].fill_null("")
         clks = self._clks(norm, years)
 
         def msg(label: str, *parts: str) -> pl.Expr:
@@ -400,9 +406,9 @@ class BloomEncoder:
 
         tokens = norm.lazy().select(
             pl.concat_str(
-                [dob_text_expr(), pl.col("sex").fill_null("unknown")], separator=_SEP
+                [pl.col("dob"), pl.col("sex").fill_null("unknown")], separator=_SEP
             ).alias("bloom_block"),
-            dob_text_expr().alias("dob_s"),
+            pl.col("dob").alias("dob_s"),
             male_female_expr().alias("mf"),
             pl.col("canonical_forename"),
             *[
