@@ -545,3 +545,33 @@ def test_a_join_may_not_split_a_cluster() -> None:
         linker.join(np.array([0, 1]), "anchor_dob_sex_postcode")
     with pytest.raises(ValueError, match="one label per live record"):
         linker.join(np.array([0]), "anchor_dob_sex_postcode")
+
+
+def test_the_stored_anchors_are_the_bloom_encoders_however_the_fields_were_normalised() -> None:
+    from privacy.linkage.anchors import ANCHOR_COLUMNS, ANCHOR_FIELDS, AnchorEncoder, _fingerprints
+
+    frame = pl.DataFrame(
+        {
+            "forename": ["Zoë", None, "Ola", "Ola", None],
+            "surname": ["O'Brien-Smith", None, "Adé", "Adé", "Khan"],
+            "date_of_birth": [date(2008, 3, 4), date(2009, 11, 12), None, None, date(2007, 5, 5)],
+            "postcode": ["e1 6an", "N1  9GU", "SW1A1AA", "SW1A1AA", None],
+            "sex": ["female", "male", "female", "female", "not_known"],
+            "event_date": [date(2026, 2, 1)] * 5,
+            "age_at_attendance": [None, None, 15, 15, None],
+        },
+    )
+    encoder = AnchorEncoder(MASTER, "d", 1)
+    standalone = encoder.encode(frame)
+    keys = Pseudonymiser(MASTER, "d", 1).match_keys_hex(frame, "agency", fields=ANCHOR_FIELDS)
+    assert encoder.encode(frame, normalised=keys.select(ANCHOR_FIELDS)).equals(standalone)
+    bloom = BloomEncoder(MASTER, "d", 1).encode(frame)
+    for column in ANCHOR_COLUMNS:
+        assert (standalone[column].fill_null(0).to_numpy() == _fingerprints(bloom[column])).all()
+    assert standalone["bloom_named"].to_list() == [True, False, True, True, True]
+    # the birth year comes from the DOB, else from the stated age (two possible years)
+    assert standalone["anchor_year_sex_postcode"].is_null().to_list() == [False] * 4 + [True]
+    assert standalone["anchor_year_sex_postcode_alt"].is_null().to_list() == [
+        True, True, False, False, True
+    ]
+    assert "5a5a" not in repr(encoder)
