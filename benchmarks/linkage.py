@@ -43,7 +43,7 @@ from privacy.linkage.quality import (
     quality_by_dataset_pair,
     quality_by_step,
 )
-from privacy.matchkeys import MATCH_KEYS, Pseudonymiser
+from privacy.matchkeys import MATCH_KEYS, STORED_KEY_BYTES, Pseudonymiser
 
 MASTER = bytes(range(32))
 DOMAIN = "benchmark"
@@ -313,8 +313,8 @@ class _Domains:
 
 
 def _stored_form(frame: pl.DataFrame) -> tuple[np.ndarray, list[bytes]]:
-    """``match_key_mask`` and ``match_keys`` blobs (privacy.matchkeys.pack_match_keys layout)
-    of a frame of Binary digest columns."""
+    """``match_key_mask`` and ``match_keys`` blobs (privacy.matchkeys.pack_match_keys layout:
+    the first 8 bytes of each digest) of a frame of Binary digest columns."""
     n, width = frame.height, len(MATCH_KEYS)
     digests = np.zeros((n, width, 32), dtype=np.uint8)
     present = np.zeros((n, width), dtype=bool)
@@ -325,8 +325,8 @@ def _stored_form(frame: pl.DataFrame) -> tuple[np.ndarray, list[bytes]]:
         raw = b"".join(column.drop_nulls().to_list())
         digests[valid, j] = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 32)
     mask = (present.astype(np.int64) << np.arange(width, dtype=np.int64)).sum(axis=1)
-    flat = digests[present].tobytes()
-    ends = np.cumsum(present.sum(axis=1) * 32)
+    flat = digests[present][:, :STORED_KEY_BYTES].tobytes()
+    ends = np.cumsum(present.sum(axis=1) * STORED_KEY_BYTES)
     starts = np.concatenate([[0], ends[:-1]])
     return mask, [flat[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 

@@ -1,10 +1,11 @@
 """Match keys as the hub stores them, unpacked for the linker over a whole column at once.
 
-Why: ``records.match_keys`` holds each row's present HMAC digests concatenated in cascade order,
-with ``match_key_mask`` saying which are present (``privacy.matchkeys.pack_match_keys``). The
-linker needs only each digest's 64-bit fingerprint (:func:`privacy.linkage.cascade.fingerprints`),
-so this reads those 8 bytes straight out of the Arrow buffer: no Python work per row, which
-matters when the linker is rebuilt from a million stored records at start.
+Why: ``records.match_keys`` holds each row's present keys concatenated in cascade order, with
+``match_key_mask`` saying which are present (``privacy.matchkeys.pack_match_keys``): the first
+8 bytes of each HMAC digest, or whole 32-byte digests in rows stored before that. The linker
+needs only each digest's 64-bit fingerprint (:func:`privacy.linkage.cascade.fingerprints`: the
+same first 8 bytes), so this reads them straight out of the Arrow buffer: no Python work per
+row, which matters when the linker is rebuilt from a million stored records at start.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from privacy.matchkeys import DIGEST_BYTES, MATCH_KEYS
+from privacy.matchkeys import MATCH_KEYS, STORED_WIDTHS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,7 +52,10 @@ def stored_fingerprints(
     counts = np.zeros(n, dtype=np.int64)
     for bit in range(len(MATCH_KEYS)):
         counts += (masks >> bit) & 1
-    if not np.array_equal(offsets[1:] - offsets[:-1], counts * DIGEST_BYTES):
+    lengths = offsets[1:] - offsets[:-1]
+    # each row's key width: 8 bytes, or 32 in rows stored before keys were truncated
+    width = np.where(counts > 0, lengths // np.maximum(counts, 1), STORED_WIDTHS[0])
+    if not (np.isin(width, STORED_WIDTHS) & (width * counts == lengths)).all():
         raise ValueError("a match key blob does not match its mask")
     before = np.zeros(n, dtype=np.int64)  # digests stored before this key's, per row
     for bit, spec in enumerate(MATCH_KEYS):
@@ -59,7 +63,7 @@ def stored_fingerprints(
         fp = np.zeros(n, dtype=np.uint64)
         rows = np.flatnonzero(has)
         if rows.size and data is not None:
-            start = offsets[rows] + before[rows] * DIGEST_BYTES
+            start = offsets[rows] + before[rows] * width[rows]
             raw = data[start[:, None] + np.arange(8)]
             fp[rows] = np.ascontiguousarray(raw).view("<u8").ravel()
             fp[rows[fp[rows] == 0]] = 1

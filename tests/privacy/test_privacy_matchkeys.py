@@ -14,6 +14,7 @@ from privacy.keys import derive_key
 from privacy.matchkeys import (
     KEY_SPACES,
     MATCH_KEYS,
+    STORED_KEY_BYTES,
     Pseudonymiser,
     pack_match_keys,
     unpack_match_keys,
@@ -86,7 +87,9 @@ def test_packed_keys_round_trip() -> None:
     packed = pack_match_keys(hex_keys)
     for index in range(2):
         unpacked = unpack_match_keys(packed["match_key_mask"][index], packed["match_keys"][index])
-        expected = {k: v for k, v in binary.row(index, named=True).items() if v is not None}
+        expected = {
+            k: v[:STORED_KEY_BYTES] for k, v in binary.row(index, named=True).items() if v
+        }
         assert unpacked == expected
     assert set(unpack_match_keys(packed["match_key_mask"][0], packed["match_keys"][0])) == {"nhs"}
 
@@ -109,7 +112,7 @@ def test_packed_keys_round_trip_over_many_rows() -> None:
     assert packed.schema == pl.Schema({"match_key_mask": pl.Int32, "match_keys": pl.Binary})
     for index, row in enumerate(binary.iter_rows(named=True)):
         unpacked = unpack_match_keys(packed["match_key_mask"][index], packed["match_keys"][index])
-        assert unpacked == {k: v for k, v in row.items() if v is not None}
+        assert unpacked == {k: v[:STORED_KEY_BYTES] for k, v in row.items() if v is not None}
 
 
 def test_packing_refuses_what_is_not_a_digest() -> None:
@@ -295,3 +298,19 @@ def test_non_string_identifier_columns_are_accepted() -> None:
     typed = frame({}).with_columns(pl.col("nhs_number").cast(pl.Int64))
     out = Pseudonymiser(MASTER, "london", 1).match_keys(typed, dataset="police").to_dicts()
     assert out == keys({})
+
+
+def test_a_stored_row_holds_8_bytes_a_key_and_rows_with_whole_digests_still_read() -> None:
+    pseudonymiser = Pseudonymiser(MASTER, "london", 1)
+    frame = pl.DataFrame({"nhs_number": ["9434765919"], "forename": ["Amara"],
+                          "surname": ["Okafor"], "date_of_birth": [date(2009, 3, 5)]})
+    packed = pack_match_keys(pseudonymiser.match_keys_hex(frame, "police"))
+    mask, blob = packed["match_key_mask"][0], packed["match_keys"][0]
+    digests = {k: v for k, v in pseudonymiser.match_keys(frame, "police").row(0, named=True).items()
+               if v is not None}
+    assert len(blob) == STORED_KEY_BYTES * len(digests)
+    # a row stored before keys were truncated: whole digests, read the same way
+    whole = b"".join(digests[spec.name] for spec in MATCH_KEYS if spec.name in digests)
+    assert unpack_match_keys(mask, whole) == digests
+    with pytest.raises(ValueError, match="does not match its mask"):
+        unpack_match_keys(mask, whole[:-1])
