@@ -800,5 +800,30 @@ def budgets(
     console.print(table)
 
 
+@app.command("linkage")
+def linkage(
+    agreement_id: Annotated[str, typer.Argument(help="e.g. london-vru-partnership")],
+    hub_url: HubURL = DEFAULT_HUB_URL,
+    client_id: ClientID = None,
+    client_secret: ClientSecret = None,
+) -> None:
+    """How the agreement's records linked, per dataset: records joined to another at each
+    level, records alone, records still waiting for the linker (counts only; IG leads)."""
+    body = _call(hub_url, client_id, client_secret, lambda client: client.linkage(agreement_id))
+    levels = list(body["levels"])
+    table = Table("dataset", "records", *(f"level {level}" for level in levels), "alone", "pending")
+    for row in body["datasets"]:
+        table.add_row(
+            row["dataset"],
+            f"{row['records']:,}",
+            *(f"{row['linked_by_level'][level]:,}" for level in levels),
+            f"{row['unlinked']:,}",
+            f"{row['pending']:,}",
+        )
+    console.print(table)
+    for level, keys in body["levels"].items():
+        console.print(f"level {level}: {', '.join(keys)}")
+
+
 if __name__ == "__main__":
     app()

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import httpx
 
@@ -246,3 +247,9 @@ class HubClient:
     def budgets(self) -> list[dict[str, Any]]:
         """Epsilon spent and left this period by your organisation, per agreement."""
         return self._request("GET", "/v1/budgets")  # type: ignore[no-any-return]
+
+    def linkage(self, agreement_id: str) -> dict[str, Any]:
+        """Per dataset of an agreement: records linked at each level, unlinked and pending
+        (counts only; IG leads)."""
+        path = f"/v1/agreements/{quote(agreement_id, safe='')}/linkage"
+        return self._request("GET", path)  # type: ignore[no-any-return]

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from hub.api.app import create_app
+from hub.auth.clients import ClientStore
+from hub.cli import app as cli_app
 from hub.linkage import LinkageService
 from hub.models import PersonRow, RecordPersonRow, RecordRow, UploadRow
 from hub.services import Hub
 from tests.adapters.adapter_extracts import extract_csv
-from tests.conftest import TEST_MASTER_SECRET, Tokens
+from tests.conftest import TEST_MASTER_SECRET, HubProcess, Tokens
 
 AGREEMENT = "london-vru-partnership"
 POLICE = "police_violence_offences"
@@ -363,3 +367,31 @@ def test_ig_lead_sees_counts_per_level_and_unlinked(
         f"/v1/agreements/{AGREEMENT}/linkage", headers=tokens.headers("analyst", "mopac-vru")
     )
     assert denied.status_code == 403
+
+
+def test_ig_lead_reads_the_counts_with_the_hub_linkage_command(hub: Hub, tmp_path: Path) -> None:
+    bola = police("Bola", "P2", crime_reference="C2", surname="Adeyemi",
+                  date_of_birth="2001-06-30", age_at_offence="22")
+    upload(hub, POLICE, police("Amara", "P1"), bola)
+    upload(hub, AE, {"nhs_number": ""})  # attaches to Amara by DOB, sex and postcode
+    client, secret = ClientStore(hub.engine).create(organisation="partnership", role="ig_lead")
+    analyst, analyst_secret = ClientStore(hub.engine).create(organisation="mopac-vru",
+                                                             role="analyst")
+    server = HubProcess(hub.settings, tmp_path / "hub.log")
+    server.start()
+    try:
+        env = {"HUB_URL": server.url, "HUB_CLIENT_ID": client.client_id,
+               "HUB_CLIENT_SECRET": secret or "", "COLUMNS": "200"}
+        result = CliRunner().invoke(cli_app, env=env, args=["linkage", AGREEMENT])
+        assert result.exit_code == 0, result.output
+        rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+                for line in result.output.splitlines() if line.count("│") > 3}
+        # records, level 1-4, level 6, alone, pending
+        assert rows[POLICE] == ["2", "0", "0", "0", "0", "1", "1", "0"]
+        assert rows[AE] == ["1", "0", "0", "0", "0", "1", "0", "0"]
+        assert "level 6: anchor_dob_sex_postcode" in " ".join(result.output.split())
+        env.update(HUB_CLIENT_ID=analyst.client_id, HUB_CLIENT_SECRET=analyst_secret or "")
+        denied = CliRunner().invoke(cli_app, env=env, args=["linkage", AGREEMENT])
+        assert denied.exit_code == 1 and "Amara" not in denied.output
+    finally:
+        server.stop()
