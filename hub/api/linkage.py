@@ -7,14 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from hub.api.deps import Authorized, authorize, get_hub
+from hub.linkage import ANCHOR_KEYS, linkage_counts
 from hub.linkage import LEVELS as KEY_LEVELS
-from hub.linkage import linkage_counts
 from hub.services import Hub
+from privacy.linkage.cascade import DEFAULT_KEYS
 
 router = APIRouter(prefix="/v1/agreements", tags=["linkage"])
 HubDep = Annotated[Hub, Depends(get_hub)]
 ReadAuth = Annotated[Authorized, Depends(authorize("linkage.read"))]
 LEVELS = sorted(set(KEY_LEVELS.values()))
+# the keys the hub links on (two cascade keys exist but are not trusted: docs/linkage.md)
+_IN_USE = {*DEFAULT_KEYS, *ANCHOR_KEYS.values()}
 
 
 @router.get("/{agreement_id}/linkage")
@@ -43,7 +46,8 @@ def agreement_linkage(agreement_id: str, hub: HubDep, _auth: ReadAuth) -> dict[s
         "agreement_id": agreement_id,
         "linkage_domain": agreement.linkage_domain,
         "levels": {
-            str(level): [key for key, at in KEY_LEVELS.items() if at == level] for level in LEVELS
+            str(level): [key for key, at in KEY_LEVELS.items() if at == level and key in _IN_USE]
+            for level in LEVELS
         },
         "datasets": datasets,
     }
