@@ -233,6 +233,21 @@ def _combine(a: U64, b: U64) -> U64:
     return np.where(x == 0, np.uint64(1), x)
 
 
+def _record_values(records: pl.DataFrame, lab: I64, columns: tuple[str, ...]) -> tuple[I64, U64]:
+    """(label, value) of every non-null fingerprint of ``columns``, one per record and column,
+    as numpy arrays (not yet distinct)."""
+    labels, values = [], []
+    for column in columns:
+        if column in records.columns:
+            fp = _fingerprints(records[column])
+            rows = np.flatnonzero(fp != 0)
+            labels.append(lab[rows])
+            values.append(fp[rows])
+    if not labels:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    return np.concatenate(labels), np.concatenate(values)
+
+
 def _cluster_values(records: pl.DataFrame, lab: I64, columns: tuple[str, ...]) -> pl.DataFrame:
     """Distinct (label, value) of the non-null fingerprints of ``columns``."""
     parts = [
@@ -323,30 +338,33 @@ def anchor_link(
         has = _fingerprints(records[anchor_pass.nameless_without]) != 0
         eligible[lab[has]] = False
 
-    def taking_part(values: pl.DataFrame) -> pl.DataFrame:
-        """``values`` of named and eligible clusters (flagged), and only values that some
-        eligible nameless cluster carries too: no other value can form a group below (this
-        keeps the work proportional to the nameless clusters, not to the domain)."""
-        labels_of = values["label"].to_numpy()
-        flagged = values.with_columns(
-            pl.Series("named", named[labels_of]), pl.Series("eligible", eligible[labels_of])
-        ).filter(pl.col("named") | pl.col("eligible"))
-        wanted = flagged.filter(pl.col("eligible")).select("v").unique()
-        return flagged.join(wanted, on="v", how="semi")
+    def taking_part(labels_of: I64, values_of: U64) -> pl.DataFrame:
+        """Distinct (label, v) pairs of named and eligible clusters (flagged), keeping only
+        values that some eligible nameless cluster carries too: no other value can form a
+        group below. Filtered in numpy before any frame is built, so that the work follows
+        the nameless clusters, not the size of the domain."""
+        is_named, is_eligible = named[labels_of], eligible[labels_of]
+        wanted = pl.Series(values_of[is_eligible], dtype=pl.UInt64).unique().implode()
+        carried = pl.Series(values_of, dtype=pl.UInt64).is_in(wanted).to_numpy()
+        keep = (is_named | is_eligible) & carried
+        return pl.DataFrame(
+            {
+                "label": labels_of[keep],
+                "v": values_of[keep],
+                "named": is_named[keep],
+                "eligible": is_eligible[keep],
+            },
+            schema={"label": pl.Int64, "v": pl.UInt64, "named": pl.Boolean, "eligible": pl.Boolean},
+        ).unique()
 
-    values = taking_part(_cluster_values(records, lab, anchor_pass.first))
+    values = taking_part(*_record_values(records, lab, anchor_pass.first))
     if anchor_pass.second:
         # a combined value can only meet a nameless cluster's if both of its parts do
-        other = taking_part(_cluster_values(records, lab, anchor_pass.second))
+        other = taking_part(*_record_values(records, lab, anchor_pass.second))
         crossed = values.join(other.select("label", "v"), on="label", suffix="_b")
         values = taking_part(
-            pl.DataFrame(
-                {
-                    "label": crossed["label"],
-                    "v": _combine(crossed["v"].to_numpy(), crossed["v_b"].to_numpy()),
-                },
-                schema={"label": pl.Int64, "v": pl.UInt64},
-            ).unique()
+            crossed["label"].to_numpy(),
+            _combine(crossed["v"].to_numpy(), crossed["v_b"].to_numpy()),
         )
     if values.height == 0:
         return lab, 0
@@ -388,8 +406,7 @@ def anchor_link(
     new = comp[lab]
     # a chain reaching two named clusters, or two different strong identifiers, is left alone
     # (only clusters in some group can have been joined: the others keep their own label)
-    present = np.unique(lab)
-    joined = np.unique(members["label"].to_numpy())
+    joined = members["label"].unique().to_numpy()
     per_comp = pl.DataFrame({"comp": comp[joined], "label": joined, "named": named[joined]})
     bad_named = per_comp.group_by("comp").agg(pl.col("named").sum()).filter(pl.col("named") > 1)
     bad_strong = (
@@ -400,7 +417,14 @@ def anchor_link(
     )
     bad = np.concatenate([bad_named["comp"].to_numpy(), bad_strong["comp"].to_numpy()])
     new = np.where(np.isin(new, bad), lab, new)
-    return new, int(present.size - np.unique(new).size)
+    return new, _label_count(lab, n) - _label_count(new, n)
+
+
+def _label_count(lab: I64, n: int) -> int:
+    """How many distinct labels (each in 0..n-1) ``lab`` holds."""
+    seen = np.zeros(n, dtype=bool)
+    seen[lab] = True
+    return int(np.count_nonzero(seen))
 
 
 def _strong_identifiers(records: pl.DataFrame, lab: I64, labels: I64) -> pl.DataFrame:
