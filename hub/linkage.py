@@ -194,6 +194,13 @@ def _attach_nameless(state: _Domain) -> list[str]:
     return changed
 
 
+def _relinked(state: _Domain) -> list[str]:
+    """After a cascade change (add, remove): the records it re-examined, then the anchor
+    stage run on the result, and the records of the persons that joined; each id once."""
+    changed = state.linker.last_changed()
+    return list(dict.fromkeys([*changed, *_attach_nameless(state)]))
+
+
 def _record_ids(upload_pk: pl.Expr, row: pl.Expr) -> pl.Expr:
     return pl.concat_str([upload_pk.cast(pl.String), row.cast(pl.String)], separator=":")
 
@@ -274,9 +281,7 @@ class LinkageService:
                     gone.select("record_id"), on="record_id", how="anti", maintain_order="left"
                 )
                 # the persons the cascade re-clustered lost their anchor joins: run it again
-                changed = state.linker.last_changed()
-                changed = list(dict.fromkeys([*changed, *_attach_nameless(state)]))
-                return self._write(domain, state, changed, old_persons)
+                return self._write(domain, state, _relinked(state), old_persons)
         except Exception as error:
             log.error(
                 "re-linking after withdrawal of %s failed (%s)", upload_id, describe_error(error)
@@ -513,9 +518,7 @@ class LinkageService:
         )
         state.meta = pl.concat([state.meta, fresh])
         state.tokens = pl.concat([state.tokens, pending.select(_TOKEN_COLUMNS)])
-        changed = state.linker.last_changed()
-        changed = list(dict.fromkeys([*changed, *_attach_nameless(state)]))
-        return self._write(domain, state, changed, [])
+        return self._write(domain, state, _relinked(state), [])
 
     def _write(
         self, domain: str, state: _Domain, changed: list[str], extra_old_persons: list[str]

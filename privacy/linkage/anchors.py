@@ -250,14 +250,10 @@ def _record_values(records: pl.DataFrame, lab: I64, columns: tuple[str, ...]) ->
 
 def _cluster_values(records: pl.DataFrame, lab: I64, columns: tuple[str, ...]) -> pl.DataFrame:
     """Distinct (label, value) of the non-null fingerprints of ``columns``."""
-    parts = [
-        pl.DataFrame({"label": lab, "v": _fingerprints(records[c])})
-        for c in columns
-        if c in records.columns
-    ]
-    if not parts:
-        return pl.DataFrame(schema={"label": pl.Int64, "v": pl.UInt64})
-    return pl.concat(parts).filter(pl.col("v") != 0).unique()
+    labels, values = _record_values(records, lab, columns)
+    return pl.DataFrame(
+        {"label": labels, "v": values}, schema={"label": pl.Int64, "v": pl.UInt64}
+    ).unique()
 
 
 @dataclass(frozen=True)

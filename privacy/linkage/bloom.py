@@ -64,6 +64,7 @@ from privacy.linkage.anchors import (
     ANCHOR_COLUMNS,
     ANCHOR_PASSES,
     ANCHOR_PURPOSE,
+    SEPARATOR,
     AnchorPass,
     _cluster_values,
     _fingerprints,
@@ -107,7 +108,6 @@ BLOOM_PURPOSE = "bloom"
 BLOCK_PURPOSE = "bloom-block"
 PERMUTATION_PURPOSE = "bloom-permutation"
 _FIELDS: tuple[tuple[str, int], ...] = (("forename", 20), ("surname", 20), ("postcode", 10))
-_SEP = "\x1f"
 # Keyed nickname-resolved forename + DOB + sex + one part of the surname, one column per part
 # (up to NAME_PARTS): "Abbie Scott-Thomas" meets "Abigail Thomas" of the same DOB and sex.
 NAME_PARTS = 3
@@ -223,7 +223,7 @@ class BloomEncoder:
                         pl.Series(years, dtype=pl.String),
                         pl.Series(grams, dtype=pl.String),
                     ],
-                    separator=_SEP,
+                    separator=SEPARATOR,
                 )
                 .chash.hmac_sha256(key=self._bloom_key)  # type: ignore[attr-defined]
                 .str.decode("hex")
@@ -402,11 +402,11 @@ class BloomEncoder:
         clks = self._clks(norm, years)
 
         def msg(label: str, *parts: str) -> pl.Expr:
-            return pl.concat_str([pl.lit(label), *[pl.col(p) for p in parts]], separator=_SEP)
+            return pl.concat_str([pl.lit(label), *[pl.col(p) for p in parts]], separator=SEPARATOR)
 
         tokens = norm.lazy().select(
             pl.concat_str(
-                [pl.col("dob"), pl.col("sex").fill_null("unknown")], separator=_SEP
+                [pl.col("dob"), pl.col("sex").fill_null("unknown")], separator=SEPARATOR
             ).alias("bloom_block"),
             pl.col("dob").alias("dob_s"),
             male_female_expr().alias("mf"),

@@ -390,6 +390,9 @@ def test_ig_lead_reads_the_counts_with_the_hub_linkage_command(hub: Hub, tmp_pat
         assert rows[POLICE] == ["2", "0", "0", "0", "0", "1", "1", "0"]
         assert rows[AE] == ["1", "0", "0", "0", "0", "1", "0", "0"]
         assert "level 6: anchor_dob_sex_postcode" in " ".join(result.output.split())
+        unknown = CliRunner().invoke(cli_app, env=env, args=["linkage", "no-such-agreement"])
+        # a mistyped agreement: the hub's refusal, naming what to do, is printed
+        assert unknown.exit_code == 1 and "agreement_not_found" in unknown.output
         env.update(HUB_CLIENT_ID=analyst.client_id, HUB_CLIENT_SECRET=analyst_secret or "")
         denied = CliRunner().invoke(cli_app, env=env, args=["linkage", AGREEMENT])
         assert denied.exit_code == 1 and "Amara" not in denied.output
