@@ -29,9 +29,9 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters import get_adapter
-from adapters.base import Adapter, RowIssue
+from adapters.base import RowIssue
 from adapters.readers import ReadError, open_table
-from agreements import Agreement, DatasetTerms
+from agreements import Agreement
 from hub.audit import SYSTEM, Actor, append_event
 from hub.bulk import insert_frame
 from hub.db import large_write
@@ -39,7 +39,7 @@ from hub.errors import NotFound, Unprocessable
 from hub.keyring import KeyRing
 from hub.models import RecordAnchorBatchRow, RecordAttributeBatchRow, RecordRow, UploadRow
 from hub.pipeline import ThreadStage
-from hub.records import batch_blob, build_records
+from hub.records import KeptBatch, batch_blob, build_records
 from hub.signing import HubSigner
 from hub.streams import HashingReader, needs_random_access
 from privacy.linkage.anchors import ANCHOR_FIELDS, AnchorEncoder
@@ -51,15 +51,22 @@ ProgressCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True)
-class _StoreBatch:
-    """One batch as the store writes it: record rows with their packed match keys, every kept
-    attribute as one compressed columnar blob (``hub.records``), and the records' keyed anchors
-    as another (``privacy.linkage.anchors``)."""
+class _CanonicalBatch:
+    """One batch as the keyer takes it: the canonical frame, raw identifiers included, and
+    what is kept of it (``hub.records``), made by the reading thread."""
 
-    records: pl.DataFrame
-    first_row: int
-    attributes: bytes
-    anchors: bytes
+    frame: pl.DataFrame
+    kept: KeptBatch
+
+
+@dataclass(frozen=True)
+class _KeyedBatch:
+    """One batch as the store takes it: what is kept, the match-key digests (hex) and the
+    keyed anchors (``privacy.linkage.anchors``). No raw identifier reaches this stage."""
+
+    kept: KeptBatch
+    hex_keys: pl.DataFrame
+    anchors: pl.DataFrame
 
 
 @dataclass
@@ -187,33 +194,39 @@ class Ingestor:
                     "key_version": pseudonymiser.key_version,
                 }
 
-                def store(batch: _StoreBatch) -> None:
-                    insert_frame(connection, table_rows, batch.records, constants=constants)  # type: ignore[arg-type]
-                    for table, body in (
-                        (RecordAttributeBatchRow, batch.attributes),
-                        (RecordAnchorBatchRow, batch.anchors),
+                def store(batch: _KeyedBatch) -> None:
+                    rows = batch.kept.records.get_column("row")
+                    records = pl.concat(
+                        [batch.kept.records.drop("dataset"), pack_match_keys(batch.hex_keys)],
+                        how="horizontal",
+                    )
+                    insert_frame(connection, table_rows, records, constants=constants)  # type: ignore[arg-type]
+                    anchors = pl.concat([rows.to_frame(), batch.anchors], how="horizontal")
+                    for table, columns in (
+                        (RecordAttributeBatchRow, batch.kept.attributes),
+                        (RecordAnchorBatchRow, anchors),
                     ):
                         connection.execute(
                             insert(table).values(
                                 upload_pk=upload_pk,
-                                first_row=batch.first_row,
-                                rows=batch.records.height,
-                                body=body,
+                                first_row=int(rows[0]),
+                                rows=records.height,
+                                body=batch_blob(columns),
                             )
                         )
 
+                # Three threads, each with about a third of the work: this one reads, validates
+                # and generalises; the keyer hashes; the writer packs, compresses and inserts.
                 # One batch queued per stage: deeper queues hold more batches in memory
                 # (several MB each) without keeping the two cores any busier.
-                writer: ThreadStage[_StoreBatch] = ThreadStage(store, name="hub-store", depth=1)
+                writer: ThreadStage[_KeyedBatch] = ThreadStage(store, name="hub-store", depth=1)
 
-                def key(canonical: pl.DataFrame) -> None:
+                def key(batch: _CanonicalBatch) -> None:
                     writer.submit(
-                        self._records_with_keys(
-                            adapter, pseudonymiser, anchor_encoder, terms, canonical
-                        )
+                        self._keyed(adapter.dataset, pseudonymiser, anchor_encoder, batch)
                     )
 
-                keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key", depth=1)
+                keyer: ThreadStage[_CanonicalBatch] = ThreadStage(key, name="hub-key", depth=1)
                 first_row = 2  # the header is spreadsheet row 1
                 try:
                     for batch in table.batches:
@@ -223,7 +236,8 @@ class Ingestor:
                         tally.add(canonical.issues, self._max_report_issues)
                         if canonical.frame.height:
                             tally.rows_accepted += canonical.frame.height
-                            keyer.submit(canonical.frame)
+                            kept = build_records(canonical.frame, terms, adapter)
+                            keyer.submit(_CanonicalBatch(canonical.frame, kept))
                         if progress is not None:
                             progress(tally.rows_read)
                         log.info("upload %s: %d rows processed", upload_id, tally.rows_read)
@@ -314,33 +328,21 @@ class Ingestor:
         return int(result.scalar_one())
 
     @staticmethod
-    def _records_with_keys(
-        adapter: Adapter,
+    def _keyed(
+        dataset: str,
         pseudonymiser: Pseudonymiser,
         anchor_encoder: AnchorEncoder,
-        terms: DatasetTerms,
-        frame: pl.DataFrame,
-    ) -> _StoreBatch:
-        """What to store of one batch: generalised records with their packed match keys, the
-        kept attributes, and the keyed anchors.
+        batch: _CanonicalBatch,
+    ) -> _KeyedBatch:
+        """The batch's match-key digests and keyed anchors, beside what is kept of it.
 
-        ``frame`` is the canonical batch with raw identifiers; nothing of it but the digests
-        and the generalised values leaves this function. The columns that are the same for
-        every row (upload, dataset, key version) are left to the insert.
+        ``batch.frame`` holds raw identifiers; nothing of it but the digests and anchors
+        leaves this function.
         """
         # the anchors are made of fields the match keys normalise anyway: normalised once
-        hex_keys = pseudonymiser.match_keys_hex(frame, adapter.dataset, fields=ANCHOR_FIELDS)
-        keys = pack_match_keys(hex_keys)
-        kept = build_records(frame, terms, adapter)
-        rows = kept.records.get_column("row")
-        anchors = anchor_encoder.encode(frame, normalised=hex_keys.select(ANCHOR_FIELDS))
-        anchors = pl.concat([rows.to_frame(), anchors], how="horizontal")
-        return _StoreBatch(
-            records=pl.concat([kept.records.drop("dataset"), keys], how="horizontal"),
-            first_row=int(rows[0]),
-            attributes=batch_blob(kept.attributes),
-            anchors=batch_blob(anchors),
-        )
+        hex_keys = pseudonymiser.match_keys_hex(batch.frame, dataset, fields=ANCHOR_FIELDS)
+        anchors = anchor_encoder.encode(batch.frame, normalised=hex_keys.select(ANCHOR_FIELDS))
+        return _KeyedBatch(batch.kept, hex_keys.drop(ANCHOR_FIELDS), anchors)
 
     def _live_upload(
         self, connection: Connection, agreement_id: str, dataset: str, sha256: str

@@ -115,7 +115,8 @@ class RecordRow(Base):
 
 class _RecordBatchColumns:
     """One batch of an upload's records stored column-wise: ``body`` is a zstd-compressed
-    Arrow IPC file whose ``row`` column names the records (``hub.records.batch_blob``)."""
+    Parquet file (Arrow IPC in batches stored before) whose ``row`` column names the records
+    (``hub.records.batch_blob``)."""
 
     upload_pk: Mapped[int] = mapped_column(
         ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True

