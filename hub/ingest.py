@@ -61,11 +61,11 @@ class _CanonicalBatch:
 
 @dataclass(frozen=True)
 class _KeyedBatch:
-    """One batch as the store takes it: what is kept, the match-key digests (hex) and the
+    """One batch as the store takes it: what is kept, the match keys (digest prefixes) and the
     keyed anchors (``privacy.linkage.anchors``). No raw identifier reaches this stage."""
 
     kept: KeptBatch
-    hex_keys: pl.DataFrame
+    key_prefixes: pl.DataFrame
     anchors: pl.DataFrame
 
 
@@ -197,7 +197,7 @@ class Ingestor:
                 def store(batch: _KeyedBatch) -> None:
                     rows = batch.kept.records.get_column("row")
                     records = pl.concat(
-                        [batch.kept.records.drop("dataset"), pack_match_keys(batch.hex_keys)],
+                        [batch.kept.records.drop("dataset"), pack_match_keys(batch.key_prefixes)],
                         how="horizontal",
                     )
                     insert_frame(connection, table_rows, records, constants=constants)  # type: ignore[arg-type]
@@ -340,9 +340,9 @@ class Ingestor:
         leaves this function.
         """
         # the anchors are made of fields the match keys normalise anyway: normalised once
-        hex_keys = pseudonymiser.match_keys_hex(batch.frame, dataset, fields=ANCHOR_FIELDS)
-        anchors = anchor_encoder.encode(batch.frame, normalised=hex_keys.select(ANCHOR_FIELDS))
-        return _KeyedBatch(batch.kept, hex_keys.drop(ANCHOR_FIELDS), anchors)
+        keys = pseudonymiser.match_key_prefixes(batch.frame, dataset, fields=ANCHOR_FIELDS)
+        anchors = anchor_encoder.encode(batch.frame, normalised=keys.select(ANCHOR_FIELDS))
+        return _KeyedBatch(batch.kept, keys.drop(ANCHOR_FIELDS), anchors)
 
     def _live_upload(
         self, connection: Connection, agreement_id: str, dataset: str, sha256: str

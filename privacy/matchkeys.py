@@ -21,6 +21,7 @@ import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -293,6 +294,9 @@ def _key_strings(dataset: str | None) -> list[pl.Expr]:
     return [keys[spec.name].alias(spec.name) for spec in MATCH_KEYS]
 
 
+# How a digest is returned: hex text of all 32 bytes, or its first STORED_KEY_BYTES as an integer.
+_DigestForm = Literal["hex", "prefix"]
+
 # Datasets whose key expressions one Pseudonymiser keeps (an ingest uses one or two).
 _MAX_CACHED_DATASETS = 16
 
@@ -322,7 +326,9 @@ class Pseudonymiser:
         # SHA-256 block): the vectorised HMAC below takes its key as text.
         self._hmac_key_text = key.hex()
         self._hmac = HMAC(self._hmac_key_text.encode("ascii"), SHA256())
-        self._expression_cache: dict[str | None, tuple[list[pl.Expr], list[pl.Expr]]] = {}
+        self._expression_cache: dict[
+            tuple[str | None, _DigestForm], tuple[list[pl.Expr], list[pl.Expr]]
+        ] = {}
 
     def __repr__(self) -> str:  # never show key material
         return f"Pseudonymiser(domain={self.domain!r}, key_version={self.key_version})"
@@ -333,19 +339,28 @@ class Pseudonymiser:
         mac.update(message)
         return mac.finalize()
 
-    def _hmac_hex(self, column: str) -> pl.Expr:
+    def _digest_expr(self, column: str, form: _DigestForm) -> pl.Expr:
         # Ingest's hot loop, vectorised in Rust (polars-hash) and run outside the GIL, so it
         # overlaps with reading and storing. Nulls stay null.
         # `chash` is registered at run time by polars_hash, so mypy cannot see it.
         digest: pl.Expr = pl.col(column).chash.hmac_sha256(key=self._hmac_key_text)  # type: ignore[attr-defined]
+        if form == "prefix":
+            # parsed in the same expression, so no batch ever holds 13 columns of hex text
+            digest = digest.str.slice(0, 2 * STORED_KEY_BYTES).str.to_integer(
+                base=16, dtype=pl.UInt64
+            )
         return digest.alias(column)
 
     def _keys_for(
-        self, inputs: pl.DataFrame, dataset: str | None, fields: tuple[str, ...]
+        self,
+        inputs: pl.DataFrame,
+        dataset: str | None,
+        fields: tuple[str, ...],
+        form: _DigestForm,
     ) -> pl.DataFrame:
-        """The hex digests for ``inputs``, and the normalised ``fields``, in one query (one
-        pass of planning and running)."""
-        strings, digests = self._expressions(dataset)
+        """The digests for ``inputs``, and the normalised ``fields``, in one query (one pass
+        of planning and running)."""
+        strings, digests = self._expressions(dataset, form)
         kept = [pl.col(name) for name in fields]
         return (
             _normalised_fields(inputs)
@@ -354,20 +369,22 @@ class Pseudonymiser:
             .collect()
         )
 
-    def _expressions(self, dataset: str | None) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    def _expressions(
+        self, dataset: str | None, form: _DigestForm
+    ) -> tuple[list[pl.Expr], list[pl.Expr]]:
         """The key-string and HMAC expressions for ``dataset``, built once.
 
         Building them costs about as much as running them on a few thousand rows.
         """
-        cached = self._expression_cache.get(dataset)
+        cached = self._expression_cache.get((dataset, form))
         if cached is None:
             if len(self._expression_cache) >= _MAX_CACHED_DATASETS:
                 self._expression_cache.clear()
             cached = (
                 _key_strings(dataset),
-                [self._hmac_hex(spec.name) for spec in MATCH_KEYS],
+                [self._digest_expr(spec.name, form) for spec in MATCH_KEYS],
             )
-            self._expression_cache[dataset] = cached
+            self._expression_cache[(dataset, form)] = cached
         return cached
 
     def match_keys(self, frame: pl.DataFrame, dataset: str | None = None) -> pl.DataFrame:
@@ -393,6 +410,27 @@ class Pseudonymiser:
         :func:`normalised_fields` gives them (so that other keyed encodings of the same batch
         need not normalise it again; raw identifiers in normal form, never to be stored).
         """
+        return self._match_key_columns(frame, dataset, fields, "hex")
+
+    def match_key_prefixes(
+        self,
+        frame: pl.DataFrame,
+        dataset: str | None = None,
+        *,
+        fields: tuple[str, ...] = (),
+    ) -> pl.DataFrame:
+        """As :meth:`match_keys_hex`, but each key is the first :data:`STORED_KEY_BYTES` of
+        its digest as a big-endian ``pl.UInt64``: what the store keeps
+        (:func:`pack_match_keys`)."""
+        return self._match_key_columns(frame, dataset, fields, "prefix")
+
+    def _match_key_columns(
+        self,
+        frame: pl.DataFrame,
+        dataset: str | None,
+        fields: tuple[str, ...],
+        form: _DigestForm,
+    ) -> pl.DataFrame:
         dataset = dataset if dataset is not None else self.dataset
         if dataset is not None and (not dataset or not dataset.isprintable()):
             raise ValueError("dataset must be a non-empty printable name")
@@ -400,21 +438,26 @@ class Pseudonymiser:
         if unknown:
             raise ValueError(f"not normalised fields: {sorted(unknown)}")
         inputs = _key_inputs(frame)
-        if dataset is None and inputs.get_column("local_id").null_count() < inputs.height:
+        local_ids = inputs.get_column("local_id")
+        if dataset is None and local_ids.null_count() < inputs.height:
             raise ValueError(
                 "local_id values are present but no dataset name was given: pass dataset= so "
                 "local ids link only within their own agency"
             )
+        if local_ids.null_count() == 0 and local_ids.n_unique() == inputs.height:
+            # every row has its own local id, so no identifier tuple repeats (most extracts
+            # give each record its own reference): nothing to gain from the lookup below
+            return self._keys_for(inputs, dataset, fields, form)
         # Extracts repeat people (one row per event): key each distinct identifier tuple once
         # and join the digests back onto every row, in the original order.
         distinct = inputs.unique()
         if distinct.height == inputs.height:
-            return self._keys_for(inputs, dataset, fields)
+            return self._keys_for(inputs, dataset, fields, form)
         distinct = distinct.with_row_index("__distinct_row")
         rows = inputs.join(
             distinct, on=list(INPUT_COLUMNS), how="left", nulls_equal=True, maintain_order="left"
         ).get_column("__distinct_row")
-        keys = self._keys_for(distinct.drop("__distinct_row"), dataset, fields)
+        keys = self._keys_for(distinct.drop("__distinct_row"), dataset, fields, form)
         return keys[rows]
 
 
@@ -431,36 +474,26 @@ STORED_KEY_BYTES = 8
 STORED_WIDTHS = (STORED_KEY_BYTES, DIGEST_BYTES)
 
 
-def pack_match_keys(hex_keys: pl.DataFrame) -> pl.DataFrame:
+def pack_match_keys(prefixes: pl.DataFrame) -> pl.DataFrame:
     """``match_key_mask`` (Int32) and ``match_keys`` (Binary: the first
-    :data:`STORED_KEY_BYTES` of each present digest) from :meth:`match_keys_hex`.
+    :data:`STORED_KEY_BYTES` of each present digest) from :meth:`Pseudonymiser.
+    match_key_prefixes`.
 
-    Built on whole arrays: polars parses each digest's first 16 hex digits as a 64-bit
-    integer, numpy lays the present ones out big-endian (the digest's own byte order), row
-    by row in cascade order, and each row's bytes are one slice of that buffer. polars' own
-    hex decoding costs three times as much per value.
+    Built on whole arrays: numpy lays the present prefixes out big-endian (the digest's own
+    byte order), row by row in cascade order, and each row's bytes are one slice of that
+    buffer.
     """
     names = [spec.name for spec in MATCH_KEYS]
-    valid = hex_keys.select(
-        pl.all_horizontal(
-            (pl.col(name).str.len_bytes() == 2 * DIGEST_BYTES) | pl.col(name).is_null()
-            for name in names
-        ).all()
-    ).item()
-    if not valid:
-        raise ValueError("match key columns do not hold 32-byte hex digests")
-    try:
-        prefixes = hex_keys.select(
-            pl.col(names)
-            .str.slice(0, 2 * STORED_KEY_BYTES)
-            .str.to_integer(base=16, dtype=pl.UInt64, strict=True)
+    wrong = [name for name in names if prefixes.schema.get(name) != pl.UInt64]
+    if wrong:
+        raise ValueError(
+            f"pack_match_keys takes UInt64 digest prefixes (Pseudonymiser.match_key_prefixes); "
+            f"not so: {', '.join(wrong)}"
         )
-    except pl.exceptions.PolarsError:
-        raise ValueError("match key columns do not hold 32-byte hex digests") from None
-    present = prefixes.select(pl.all().is_not_null()).to_numpy()
+    present = prefixes.select(pl.col(names).is_not_null()).to_numpy()
     bits = np.left_shift(1, np.arange(len(names), dtype=np.int32), dtype=np.int32)
     mask = (present * bits).sum(axis=1, dtype=np.int32)
-    blob = prefixes.fill_null(0).to_numpy().astype(">u8")[present].tobytes()
+    blob = prefixes.select(pl.col(names).fill_null(0)).to_numpy().astype(">u8")[present].tobytes()
     bounds = np.zeros(len(present) + 1, dtype=np.int64)
     np.cumsum(present.sum(axis=1) * STORED_KEY_BYTES, out=bounds[1:])
     digests = [blob[begin:end] for begin, end in itertools.pairwise(bounds.tolist())]

@@ -399,7 +399,7 @@ def test_stored_match_keys_unpack_to_the_linker_fingerprints() -> None:
         [person(), person("Bola", None, postcode=None, nhs_number=NHS_B), person(None, None)],
     )
     pseudonymiser = Pseudonymiser(MASTER, "d", 1, dataset="p")
-    packed = pack_match_keys(pseudonymiser.match_keys_hex(frame))
+    packed = pack_match_keys(pseudonymiser.match_key_prefixes(frame))
     unpacked = stored_fingerprints(packed["match_key_mask"], packed["match_keys"])
     digests = pseudonymiser.match_keys(frame)
     for spec in MATCH_KEYS:

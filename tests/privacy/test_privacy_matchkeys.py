@@ -82,9 +82,8 @@ def test_packed_keys_round_trip() -> None:
             "surname": ["Okafor", None],
         }
     )
-    hex_keys = pseudonymiser.match_keys_hex(frame, "ae_istv_assaults")
     binary = pseudonymiser.match_keys(frame, "ae_istv_assaults")
-    packed = pack_match_keys(hex_keys)
+    packed = pack_match_keys(pseudonymiser.match_key_prefixes(frame, "ae_istv_assaults"))
     for index in range(2):
         unpacked = unpack_match_keys(packed["match_key_mask"][index], packed["match_keys"][index])
         expected = {
@@ -108,21 +107,34 @@ def test_packed_keys_round_trip_over_many_rows() -> None:
         }
     )
     binary = pseudonymiser.match_keys(frame, "police")
-    packed = pack_match_keys(pseudonymiser.match_keys_hex(frame, "police"))
+    packed = pack_match_keys(pseudonymiser.match_key_prefixes(frame, "police"))
     assert packed.schema == pl.Schema({"match_key_mask": pl.Int32, "match_keys": pl.Binary})
     for index, row in enumerate(binary.iter_rows(named=True)):
         unpacked = unpack_match_keys(packed["match_key_mask"][index], packed["match_keys"][index])
         assert unpacked == {k: v[:STORED_KEY_BYTES] for k, v in row.items() if v is not None}
 
 
-def test_packing_refuses_what_is_not_a_digest() -> None:
-    hex_keys = pl.DataFrame(
-        {name: [None] for name in KEY_NAMES}, schema=dict.fromkeys(KEY_NAMES, pl.String)
-    )
-    with pytest.raises(ValueError, match="digest"):
-        pack_match_keys(hex_keys.with_columns(pl.lit("ab").alias("nhs")))
-    with pytest.raises(ValueError):
-        pack_match_keys(hex_keys.with_columns(pl.lit("zz" * 32).alias("nhs")))
+def test_packing_refuses_what_is_not_a_digest_prefix() -> None:
+    frame = pl.DataFrame({"nhs_number": ["9434765919"], "forename": ["Amara"]})
+    pseudonymiser = Pseudonymiser(MASTER, "london", 1)
+    with pytest.raises(ValueError, match="match_key_prefixes"):
+        pack_match_keys(pseudonymiser.match_keys_hex(frame, "police"))
+    with pytest.raises(ValueError, match="not so: nhs"):
+        pack_match_keys(pseudonymiser.match_key_prefixes(frame, "police").drop("nhs"))
+
+
+def test_prefixes_are_the_first_8_bytes_of_the_digests() -> None:
+    frame = pl.DataFrame({"nhs_number": ["9434765919", None], "forename": ["Amara", "Bo"],
+                          "surname": ["Okafor", None], "date_of_birth": [date(2009, 3, 5)] * 2})
+    pseudonymiser = Pseudonymiser(MASTER, "london", 1)
+    prefixes = pseudonymiser.match_key_prefixes(frame, "police", fields=("fore",))
+    digests = pseudonymiser.match_keys(frame, "police")
+    for name in KEY_NAMES:
+        assert prefixes[name].to_list() == [
+            None if d is None else int.from_bytes(d[:STORED_KEY_BYTES], "big")
+            for d in digests[name]
+        ]
+    assert prefixes["fore"].to_list() == ["amara", "bo"]
 
 
 def test_case_accent_spacing_and_punctuation_do_not_matter() -> None:
@@ -304,7 +316,7 @@ def test_a_stored_row_holds_8_bytes_a_key_and_rows_with_whole_digests_still_read
     pseudonymiser = Pseudonymiser(MASTER, "london", 1)
     frame = pl.DataFrame({"nhs_number": ["9434765919"], "forename": ["Amara"],
                           "surname": ["Okafor"], "date_of_birth": [date(2009, 3, 5)]})
-    packed = pack_match_keys(pseudonymiser.match_keys_hex(frame, "police"))
+    packed = pack_match_keys(pseudonymiser.match_key_prefixes(frame, "police"))
     mask, blob = packed["match_key_mask"][0], packed["match_keys"][0]
     digests = {k: v for k, v in pseudonymiser.match_keys(frame, "police").row(0, named=True).items()
                if v is not None}
