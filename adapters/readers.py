@@ -454,6 +454,7 @@ class _CsvReader:
             del body, rest, blanks  # not kept while the consumer works
             if frame.height:
                 yield frame
+            del frame  # nor the frame, once the consumer has moved on
             if eof and not pending:
                 return
 

@@ -238,6 +238,9 @@ class Ingestor:
                             tally.rows_accepted += canonical.frame.height
                             kept = build_records(canonical.frame, terms, adapter)
                             keyer.submit(_CanonicalBatch(canonical.frame, kept))
+                            del kept
+                        # neither is held while the next batch is read: the keyer has them
+                        del batch, canonical
                         if progress is not None:
                             progress(tally.rows_read)
                         log.info("upload %s: %d rows processed", upload_id, tally.rows_read)

@@ -43,6 +43,8 @@ class ThreadStage(Generic[Item]):
                 self._work(item)  # type: ignore[arg-type]
             except BaseException as error:
                 self._error = error
+            # not held while waiting for the next: a batch is several MB
+            item = None
 
     def submit(self, item: Item) -> None:
         self._raise_if_failed()

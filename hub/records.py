@@ -103,10 +103,12 @@ def build_records(frame: pl.DataFrame, terms: DatasetTerms, adapter: Adapter) ->
     event_date = pl.col("event_date")
     if rules.get(adapter.event_date_source) == "month":
         event_date = event_date.dt.truncate("1mo")
-    kept = frame.select(pl.col("row").cast(pl.Int64), *attributes)
+    # lazy, not eager: only a lazy query shares subexpressions (the age at the event, feeding
+    # every band's test; the compacted postcode), which makes these selects several times faster
+    kept = frame.lazy().select(pl.col("row").cast(pl.Int64), *attributes).collect()
     queried_names = queried_attributes(adapter)
     queried = [pl.col(name) for name in kept.columns[1:] if name in queried_names]
-    records = frame.select(
+    records = frame.lazy().select(
         pl.col("row").cast(pl.Int64),
         pl.lit(adapter.dataset).alias("dataset"),
         event_date.alias("event_date"),
@@ -118,7 +120,7 @@ def build_records(frame: pl.DataFrame, terms: DatasetTerms, adapter: Adapter) ->
             if queried
             else pl.lit("{}")
         ).alias("attributes"),
-    )
+    ).collect()
     return KeptBatch(records=records, attributes=kept)
 
 
