@@ -376,8 +376,8 @@ def hub_database(path: Path, n: int, uploads: int) -> str:
                  "age_band", "attributes", "key_version", "match_key_mask", "match_keys"],
                 rows,
             )
-            for first in range(lo, hi, 6144):  # anchors, per batch of rows as an ingest stores
-                batch = anchors.slice(first, min(6144, hi - first))
+            for first in range(lo, hi, 8192):  # anchors, per batch of rows as an ingest stores
+                batch = anchors.slice(first, min(8192, hi - first))
                 connection.execute(
                     insert(RecordAnchorBatchRow).values(
                         upload_pk=pk, first_row=first - lo + 2, rows=batch.height,

@@ -29,9 +29,9 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters import get_adapter
-from adapters.base import RowIssue
+from adapters.base import Adapter, RowIssue
 from adapters.readers import ReadError, open_table
-from agreements import Agreement
+from agreements import Agreement, DatasetTerms
 from hub.audit import SYSTEM, Actor, append_event
 from hub.bulk import insert_frame
 from hub.db import large_write
@@ -48,15 +48,6 @@ from privacy.matchkeys import Pseudonymiser, pack_match_keys
 log = logging.getLogger("hub.ingest")
 
 ProgressCallback = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class _CanonicalBatch:
-    """One batch as the keyer takes it: the canonical frame, raw identifiers included, and
-    what is kept of it (``hub.records``), made by the reading thread."""
-
-    frame: pl.DataFrame
-    kept: KeptBatch
 
 
 @dataclass(frozen=True)
@@ -215,18 +206,19 @@ class Ingestor:
                             )
                         )
 
-                # Three threads, each with about a third of the work: this one reads, validates
-                # and generalises; the keyer hashes; the writer packs, compresses and inserts.
+                # Three threads, each with about a third of the work: this one reads and
+                # validates; the keyer hashes and generalises; the writer packs, compresses and
+                # inserts.
                 # One batch queued per stage: deeper queues hold more batches in memory
                 # (several MB each) without keeping the two cores any busier.
                 writer: ThreadStage[_KeyedBatch] = ThreadStage(store, name="hub-store", depth=1)
 
-                def key(batch: _CanonicalBatch) -> None:
+                def key(canonical: pl.DataFrame) -> None:
                     writer.submit(
-                        self._keyed(adapter.dataset, pseudonymiser, anchor_encoder, batch)
+                        self._keyed(adapter, terms, pseudonymiser, anchor_encoder, canonical)
                     )
 
-                keyer: ThreadStage[_CanonicalBatch] = ThreadStage(key, name="hub-key", depth=1)
+                keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key", depth=1)
                 first_row = 2  # the header is spreadsheet row 1
                 try:
                     for batch in table.batches:
@@ -236,10 +228,8 @@ class Ingestor:
                         tally.add(canonical.issues, self._max_report_issues)
                         if canonical.frame.height:
                             tally.rows_accepted += canonical.frame.height
-                            kept = build_records(canonical.frame, terms, adapter)
-                            keyer.submit(_CanonicalBatch(canonical.frame, kept))
-                            del kept
-                        # neither is held while the next batch is read: the keyer has them
+                            keyer.submit(canonical.frame)
+                        # neither is held while the next batch is read: the keyer has it
                         del batch, canonical
                         if progress is not None:
                             progress(tally.rows_read)
@@ -332,20 +322,22 @@ class Ingestor:
 
     @staticmethod
     def _keyed(
-        dataset: str,
+        adapter: Adapter,
+        terms: DatasetTerms,
         pseudonymiser: Pseudonymiser,
         anchor_encoder: AnchorEncoder,
-        batch: _CanonicalBatch,
+        canonical: pl.DataFrame,
     ) -> _KeyedBatch:
-        """The batch's match-key digests and keyed anchors, beside what is kept of it.
+        """What is kept of a canonical batch, its match keys and its keyed anchors.
 
-        ``batch.frame`` holds raw identifiers; nothing of it but the digests and anchors
-        leaves this function.
+        ``canonical`` holds raw identifiers; nothing of it but the digests, the anchors and
+        the generalised values leaves this function.
         """
         # the anchors are made of fields the match keys normalise anyway: normalised once
-        keys = pseudonymiser.match_key_prefixes(batch.frame, dataset, fields=ANCHOR_FIELDS)
-        anchors = anchor_encoder.encode(batch.frame, normalised=keys.select(ANCHOR_FIELDS))
-        return _KeyedBatch(batch.kept, keys.drop(ANCHOR_FIELDS), anchors)
+        keys = pseudonymiser.match_key_prefixes(canonical, adapter.dataset, fields=ANCHOR_FIELDS)
+        anchors = anchor_encoder.encode(canonical, normalised=keys.select(ANCHOR_FIELDS))
+        kept = build_records(canonical, terms, adapter)
+        return _KeyedBatch(kept, keys.drop(ANCHOR_FIELDS), anchors)
 
     def _live_upload(
         self, connection: Connection, agreement_id: str, dataset: str, sha256: str
