@@ -128,8 +128,8 @@ class _RecordBatchColumns:
 
 class RecordAttributeBatchRow(_RecordBatchColumns, Base):
     """Every attribute the agreement keeps for one batch of an upload's records, column by
-    column: a zstd-compressed Arrow IPC file with a ``row`` column and one typed column per
-    attribute (``hub.records``). Stored per batch rather than per row because a row's
+    column: a zstd-compressed columnar file (``hub.records.batch_blob``) with a ``row`` column
+    and one typed column per attribute. Stored per batch rather than per row because a row's
     attributes as JSON were ~600 bytes, most of an upload's write time; column-wise and
     compressed they are a few tens of bytes per record."""
 
@@ -138,9 +138,10 @@ class RecordAttributeBatchRow(_RecordBatchColumns, Base):
 
 class RecordAnchorBatchRow(_RecordBatchColumns, Base):
     """The keyed anchors of one batch of an upload's records (``privacy.linkage.anchors``):
-    a zstd-compressed Arrow IPC file with a ``row`` column, the 64-bit fingerprint of each
-    anchor (null where an input was missing) and ``bloom_named``. The linker attaches records
-    without names (A&E) to persons through them; they hold no value, only keyed digests."""
+    a zstd-compressed columnar file (``hub.records.batch_blob``) with a ``row`` column, the
+    64-bit fingerprint of each anchor (null where an input was missing) and ``bloom_named``.
+    The linker attaches records without names (A&E) to persons through them; they hold no
+    value, only keyed digests."""
 
     __tablename__ = "record_anchor_batches"
 

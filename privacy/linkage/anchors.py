@@ -80,7 +80,7 @@ def anchor_inputs(frame: pl.DataFrame, normalised: pl.DataFrame | None = None) -
     """What the anchors are made of, per row of a canonical frame (absent columns count as
     null): the :data:`ANCHOR_FIELDS` normalised as the match keys normalise them (``dob`` is
     ``YYYY-MM-DD`` text), ``sex``, ``event`` (Date) and ``age`` (Int64, the stated age at the
-    event). ``normalised``: those fields as ``Pseudonymiser.match_keys_hex(...,
+    event). ``normalised``: those fields as ``Pseudonymiser.match_key_prefixes(...,
     fields=ANCHOR_FIELDS)`` returned them for this frame (the ingest passes them, so that
     nothing is normalised twice); computed here when not given."""
     if normalised is None:
