@@ -318,23 +318,23 @@ class Adapter:
 
     @functools.cached_property
     def _canonical_checks(self) -> dict[str, pl.Expr]:
-        """Per code column: True when every value is spelt as in the layout (or null)."""
+        """Per code or yes/no column: True when every value is spelt as in the layout
+        (``true``/``false`` for yes/no), or null."""
         return {
-            spec.name: (
-                pl.col(spec.name).is_in(sorted(spec.allowed_values or ()))
-                | pl.col(spec.name).is_null()
-            )
+            spec.name: (pl.col(spec.name).is_in(values) | pl.col(spec.name).is_null())
             .all()
             .alias(spec.name)
             for spec in self.schema.fields
-            if spec.type in ("enum", "string") and spec.allowed_values is not None
+            if (values := _canonical_spellings(spec)) is not None
         }
 
     def _already_canonical(self, frame: pl.DataFrame, skip: frozenset[str]) -> frozenset[str]:
-        """Code columns whose every value is already spelt as in the layout (one cheap pass).
+        """Code and yes/no columns whose every value is already spelt as in the layout (one
+        cheap pass).
 
-        Most extracts use the layout's exact codes, so the case-insensitive remapping can be
-        skipped for those columns; it is only needed where some value differs.
+        Most extracts use the layout's exact codes and ``true``/``false``, so the
+        case-insensitive remapping can be skipped for those columns; it is only needed where
+        some value differs.
         """
         checks = [expr for name, expr in self._canonical_checks.items() if name not in skip]
         if not checks:
@@ -589,10 +589,21 @@ def _invalid(name: str, code: str, help_text: str, raw: pl.Expr, _typed_expr: pl
     return _Check(name, code, "error", f"{name}: {help_text}", raw.is_not_null() & typed.is_null())
 
 
+def _canonical_spellings(spec: FieldSpec) -> list[str] | None:
+    """The values a column may hold for its typing to skip remapping: a code column's codes as
+    the layout spells them, ``true`` and ``false`` for a yes/no column; None for others."""
+    if spec.type == "boolean":
+        return ["false", "true"]
+    if spec.type in ("enum", "string") and spec.allowed_values is not None:
+        return sorted(spec.allowed_values)
+    return None
+
+
 def _typed(spec: FieldSpec, canonical: bool = False) -> tuple[pl.Expr, str, str]:
     """(typed expression, help text for an invalid value or "", issue code) for a field.
 
-    ``canonical``: every value of a code column is known to be spelt exactly as in the layout.
+    ``canonical``: every value of a code or yes/no column is known to be spelt exactly as in
+    the layout (``true``/``false`` for yes/no).
     """
     col = pl.col(spec.name)
     if spec.type == "date":
@@ -614,9 +625,12 @@ def _typed(spec: FieldSpec, canonical: bool = False) -> tuple[pl.Expr, str, str]
     if spec.type == "number":
         return col.cast(pl.Float64, strict=False), "not a number", "invalid_number"
     if spec.type == "boolean":
-        expr = col.str.to_lowercase().replace_strict(
-            dict(_BOOLEANS), default=None, return_dtype=pl.Boolean
-        )
+        if canonical:
+            expr = col == "true"  # every value is "true" or "false" (or null, which stays null)
+        else:
+            expr = col.str.to_lowercase().replace_strict(
+                dict(_BOOLEANS), default=None, return_dtype=pl.Boolean
+            )
         return expr, "not a yes/no value (use true/false, yes/no, y/n or 1/0)", "invalid_boolean"
     if spec.type == "array<enum>":
         items = (

@@ -131,6 +131,27 @@ def test_case_insensitive_codes_map_to_canonical_spelling() -> None:
     assert row["domestic_abuse_flag"] is True
 
 
+@pytest.mark.parametrize("other", ["", "false", "N", "TRUE", "maybe"])
+def test_yes_no_columns_read_the_same_whether_or_not_the_batch_spells_them_canonically(
+    other: str,
+) -> None:
+    # a batch of only true/false/empty takes a faster path than one with other spellings
+    result = run(
+        POLICE,
+        {"lethal_barrelled_discharge_flag": "true", "gang_related_flag": "false"},
+        {"lethal_barrelled_discharge_flag": other, "gang_related_flag": "true"},
+    )
+    flag = "lethal_barrelled_discharge_flag"
+    flags = result.frame.select("row", flag, "gang_related_flag").rows()
+    expected_other = {"": None, "false": False, "N": False, "TRUE": True}
+    if other == "maybe":
+        only(result.issues, row=3, field=flag, code="invalid_boolean")
+        assert flags == [(2, True, False)]
+    else:
+        assert result.issues == []
+        assert flags == [(2, True, False), (3, expected_other[other], True)]
+
+
 def test_array_of_codes() -> None:
     good = run("probation", {"requirements": "unpaid_work; Curfew_Electronic_Monitoring|other"})
     assert good.issues == []
