@@ -21,9 +21,11 @@ in the wrong column, and issues are shown to users and stored in upload receipts
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import operator
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -129,6 +131,9 @@ class _Check:
     severity: Severity
     message: str
     mask: pl.Expr  # True where the issue applies
+    # When set, ``mask`` is evaluated only in a batch where ``gate`` applies to some row, and
+    # only applies where ``gate`` does (see Adapter._field: the formula check of a typed field).
+    gate: _Check | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +146,9 @@ class _Plan:
     outputs: tuple[pl.Expr, ...]  # canonical columns, over the typed stage
     masks: tuple[pl.Expr, ...]  # field and identifier checks, over the typed stage
     age_masks: tuple[pl.Expr, ...]  # age checks, over the canonical columns
-    checks: tuple[_Check, ...]  # in mask order: masks, then age_masks
-    mask_names: tuple[str, ...]
+    checks: tuple[_Check, ...]  # in report order: field and identifier checks, then age checks
+    mask_names: tuple[str | None, ...]  # per check, its mask column; None for a gated check
+    gated: tuple[tuple[int, int], ...]  # (check, its gate) by index in checks
 
 
 # Plans kept per adapter; more than this many column patterns in one process starts afresh.
@@ -291,23 +297,29 @@ class Adapter:
 
         # Series.any() and | on whole columns: an expression over dozens of mask columns costs
         # more to plan than the columns cost to scan.
-        masks = [stage.get_column(name) for name in plan.mask_names]
-        flagged = [mask.any() for mask in masks]
+        masks = [None if name is None else stage.get_column(name) for name in plan.mask_names]
+        flagged = [mask is not None and mask.any() for mask in masks]
+        for index, gate in plan.gated:
+            gate_mask = masks[gate]
+            if flagged[gate] and gate_mask is not None:
+                # the gated check's mask is over the raw columns, which are row for row the stage's
+                expr = plan.checks[index].mask.fill_null(False) & pl.lit(gate_mask)
+                gated_mask = raw.select(expr).to_series()
+                masks[index], flagged[index] = gated_mask, gated_mask.any()
+        row_numbers = stage.get_column("row")
         issues: list[RowIssue] = []
-        for check, name, hit in zip(plan.checks, plan.mask_names, flagged, strict=True):
-            if hit:
-                rows = stage.filter(pl.col(name)).get_column("row").to_list()
-                issues.extend(
-                    RowIssue(row, check.field, check.code, check.message, check.severity)
-                    for row in rows
-                )
+        errors: list[pl.Series] = []
+        for check, mask, hit in zip(plan.checks, masks, flagged, strict=True):
+            if not hit or mask is None:
+                continue
+            issues.extend(
+                RowIssue(row, check.field, check.code, check.message, check.severity)
+                for row in row_numbers.filter(mask).to_list()
+            )
+            if check.severity == "error":
+                errors.append(mask)
         issues.sort(key=lambda issue: issue.row)
-        errors = [
-            mask
-            for check, mask, hit in zip(plan.checks, masks, flagged, strict=True)
-            if hit and check.severity == "error"
-        ]
-        frame = stage.drop(plan.mask_names)
+        frame = stage.drop(name for name in plan.mask_names if name is not None)
         if errors:
             frame = frame.filter(~functools.reduce(operator.or_, errors))
         return CanonicalBatch(frame=frame, issues=issues)
@@ -378,16 +390,27 @@ class Adapter:
         if schema.field(self.event_date_source).type == "datetime":
             event = event.dt.date()
         outputs, output_checks = self._outputs(schema)
+        stage_checks = (*checks, *output_checks)
+        all_checks = (*stage_checks, *self._age_checks())
+        mask_names = tuple(
+            None if check.gate is not None else f"__m{i}" for i, check in enumerate(all_checks)
+        )
         masks = [
-            check.mask.fill_null(False).alias(f"__m{i}")
-            for i, check in enumerate((*checks, *output_checks))
+            check.mask.fill_null(False).alias(name)
+            for check, name in zip(stage_checks, mask_names, strict=False)
+            if name is not None
         ]
-        age_checks = self._age_checks()
         age_masks = [
             check.mask.fill_null(False).alias(f"__m{i}")
-            for i, check in enumerate(age_checks, start=len(masks))
+            for i, check in enumerate(all_checks)
+            if i >= len(stage_checks)
         ]
-        all_checks = (*checks, *output_checks, *age_checks)
+        position = {id(check): i for i, check in enumerate(all_checks)}
+        gated = tuple(
+            (i, position[id(check.gate)])
+            for i, check in enumerate(all_checks)
+            if check.gate is not None
+        )
         return _Plan(
             typed=tuple(typed),
             slow_dates=slow_dates,
@@ -396,25 +419,37 @@ class Adapter:
             masks=tuple(masks),
             age_masks=tuple(age_masks),
             checks=all_checks,
-            mask_names=tuple(f"__m{i}" for i in range(len(all_checks))),
+            mask_names=mask_names,
+            gated=gated,
         )
 
     # ------------------------------------------------------------------------------ internals
 
     def _field(self, spec: FieldSpec, canonical: bool) -> tuple[pl.Expr, list[_Check]]:
         """The typed expression for a source field and its checks (formula, required, type)."""
+        expr, checks = self._field_checks(spec, canonical)
+        formula = _Check(
+            spec.name,
+            "formula",
+            "error",
+            f"{spec.name}: starts like a spreadsheet formula (=, +, - or @); "
+            "export values rather than formulas",
+            pl.col(spec.name).str.contains(_FORMULA),
+        )
+        # A field typed as a code, a yes/no, a whole number or a date keeps its typed value,
+        # never the text, so a formula there can only be a cell that fails its type check:
+        # look for formulas only in the batches where that check fails (most have none, and
+        # a regex over every cell of every column is a large share of validating).
+        type_check = next((c for c in checks if c.code in _TYPE_CHECK_CODES), None)
+        if type_check is not None and _keeps_typed_value(spec):
+            formula = dataclasses.replace(formula, gate=type_check)
+        return expr, [formula, *checks]
+
+    def _field_checks(self, spec: FieldSpec, canonical: bool) -> tuple[pl.Expr, list[_Check]]:
+        """The typed expression for a source field and its required and type checks."""
         name = spec.name
         col = pl.col(name)
-        checks = [
-            _Check(
-                name,
-                "formula",
-                "error",
-                f"{name}: starts like a spreadsheet formula (=, +, - or @); "
-                "export values rather than formulas",
-                col.str.contains(_FORMULA),
-            )
-        ]
+        checks: list[_Check] = []
         is_identifier = name in self.identifier_sources.values()
         if spec.required:
             checks.append(_required(name, col))
@@ -587,6 +622,26 @@ def _invalid(name: str, code: str, help_text: str, raw: pl.Expr, _typed_expr: pl
     # evaluated after the typed column has been materialised, so refer to it by name
     typed = pl.col(_typed_name(name))
     return _Check(name, code, "error", f"{name}: {help_text}", raw.is_not_null() & typed.is_null())
+
+
+# The codes of the checks that a field's value could not be typed (Adapter._field_checks).
+_TYPE_CHECK_CODES = frozenset(
+    {"invalid_code", "invalid_boolean", "invalid_integer", "invalid_date", "invalid_datetime"}
+)
+
+
+def _keeps_typed_value(spec: FieldSpec) -> bool:
+    """True where only a cell that fails the field's type check can look like a formula: the
+    field is a date, a time, a whole number, a yes/no or one of the layout's codes (none of
+    which looks like one)."""
+    if spec.type in ("date", "datetime", "integer", "boolean"):
+        return True
+    codes = spec.allowed_values
+    return (
+        spec.type in ("enum", "string")
+        and codes is not None
+        and not any(re.match(_FORMULA, code) for code in codes)
+    )
 
 
 def _canonical_spellings(spec: FieldSpec) -> list[str] | None:

@@ -87,6 +87,26 @@ def test_formula_in_any_cell_rejects_the_row() -> None:
     assert_value_absent("SUM(A1)", result)
 
 
+@pytest.mark.parametrize(
+    ("field", "type_code"),
+    [
+        ("reported_date", "invalid_date"),
+        ("offence_datetime_from", "invalid_datetime"),
+        ("age_at_offence", "invalid_integer"),
+        ("knife_injury_flag", "invalid_boolean"),
+        ("weapon_type", "invalid_code"),
+        ("sex", "invalid_code"),
+        ("borough_gss_code", "invalid_code"),
+    ],
+)
+def test_a_formula_in_a_typed_column_is_reported_as_a_formula(field: str, type_code: str) -> None:
+    # typed columns look for formulas only where a value fails its type: same report as ever
+    result = run(POLICE, {}, {field: '=HYPERLINK("http://evil.example","x")'}, {})
+    reported = [(issue.row, issue.field, issue.code) for issue in result.issues]
+    assert reported == [(3, field, "formula"), (3, field, type_code)]
+    assert result.frame.get_column("row").to_list() == [2, 4]
+
+
 def test_negative_numbers_are_not_formulas() -> None:
     result = run(POLICE, {"easting": "-12", "mps_minor_text": "- see note"})
     assert result.issues == []
