@@ -122,6 +122,44 @@ def test_header_names_are_normalised_and_cells_tidied() -> None:
     assert frame.rows() == [("2008-01-01", None), (None, "Okafor")]
 
 
+@pytest.mark.parametrize(
+    ("cell", "value"),
+    [
+        ("Amara Okafor", "Amara Okafor"),  # inner spaces are kept
+        (" Amara", "Amara"),
+        ("Amara ", "Amara"),
+        ("   ", None),
+        ("\tAmara", "Amara"),
+        ("Amara\x0b", "Amara"),
+        ("\u00a0Amara", "Amara"),
+        ("Amara\u3000", "Amara"),
+        ("\u2009Amara\u2009", "Amara"),
+        ("O\u2019Brien", "O\u2019Brien"),
+    ],
+)
+@pytest.mark.parametrize("position", ["first", "middle", "last"])
+def test_cells_are_tidied_wherever_they_sit_in_a_record(
+    cell: str, value: str | None, position: str
+) -> None:
+    # each kind of whitespace that polars strips, in the first, a middle and the last cell
+    cells = {"first": [cell, "x", "y"], "middle": ["x", cell, "y"], "last": ["x", "y", cell]}
+    row = ",".join(cells[position])
+    data = f"a,b,c\nx,y,z\n{row}\nx,y,z\n".encode()
+    frame = open_bytes(data)
+    index = ["first", "middle", "last"].index(position)
+    assert frame.row(1)[index] == value
+    assert frame.row(0) == ("x", "y", "z")
+
+
+def test_empty_cells_are_null_and_padding_goes_with_either_line_ending() -> None:
+    data = b"a,b,c\nAmara Okafor,,N1 9GU\n,x,\n"
+    assert open_bytes(data).rows() == [("Amara Okafor", None, "N1 9GU"), (None, "x", None)]
+    crlf = data.replace(b"\n", b"\r\n")
+    assert open_bytes(crlf).rows() == [("Amara Okafor", None, "N1 9GU"), (None, "x", None)]
+    padded = b"a,b,c\r\nAmara ,x,y \r\n"
+    assert open_bytes(padded).rows() == [("Amara", "x", "y")]
+
+
 # ------------------------------------------------------------------------------- streaming
 
 
