@@ -395,16 +395,9 @@ class Adapter:
         mask_names = tuple(
             None if check.gate is not None else f"__m{i}" for i, check in enumerate(all_checks)
         )
-        masks = [
-            check.mask.fill_null(False).alias(name)
-            for check, name in zip(stage_checks, mask_names, strict=False)
-            if name is not None
-        ]
-        age_masks = [
-            check.mask.fill_null(False).alias(f"__m{i}")
-            for i, check in enumerate(all_checks)
-            if i >= len(stage_checks)
-        ]
+        split = len(stage_checks)
+        masks = _mask_columns(stage_checks, mask_names[:split])
+        age_masks = _mask_columns(all_checks[split:], mask_names[split:])
         position = {id(check): i for i, check in enumerate(all_checks)}
         gated = tuple(
             (i, position[id(check.gate)])
@@ -612,6 +605,15 @@ _DTYPES: Mapping[str, pl.DataType] = {
     "number": pl.Float64(),
     "boolean": pl.Boolean(),
 }
+
+
+def _mask_columns(checks: Sequence[_Check], names: Sequence[str | None]) -> list[pl.Expr]:
+    """The mask column of each check that has one (gated checks have none)."""
+    return [
+        check.mask.fill_null(False).alias(name)
+        for check, name in zip(checks, names, strict=True)
+        if name is not None
+    ]
 
 
 def _required(name: str, raw: pl.Expr) -> _Check:
