@@ -2,11 +2,13 @@
 
 An upload writes up to millions of rows; going through the ORM would cost more than reading,
 validating and hashing them together. PostgreSQL gets ``COPY``; SQLite gets the driver's
-``executemany``. Both run on the caller's connection so the rows share its transaction.
+``executemany``, many rows a statement. Both run on the caller's connection so the rows share
+its transaction.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -66,13 +68,30 @@ def insert_rows(
         return
     # SQLite: constants are SQL literals, so no row carries or binds them.
     placeholders = ", ".join([*("?" for _ in columns), *map(_sql_literal, constants.values())])
+    # Table and column names come from our own metadata, never from input.
+    statement = f'INSERT INTO "{table.name}" ({column_list}) VALUES '  # noqa: S608
+    # Many rows a statement: executing a statement costs about as much again as storing one
+    # row, so a row a statement paid that per row (~0.8 µs of ~3.7 at ingest). 999 bound
+    # values is the smallest limit any SQLite build has had.
+    per_statement = max(1, _SQLITE_MAX_VALUES // max(1, len(columns)))
+    whole = len(rows) - len(rows) % per_statement
     cursor = driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        # Table and column names come from our own metadata, never from input.
-        statement = f'INSERT INTO "{table.name}" ({column_list}) VALUES ({placeholders})'  # noqa: S608
-        cursor.executemany(statement, rows)
+        if whole:
+            cursor.executemany(
+                statement + ", ".join([f"({placeholders})"] * per_statement),
+                (
+                    tuple(itertools.chain.from_iterable(rows[start : start + per_statement]))
+                    for start in range(0, whole, per_statement)
+                ),
+            )
+        if whole < len(rows):
+            cursor.executemany(statement + f"({placeholders})", rows[whole:])
     finally:
         cursor.close()
+
+
+_SQLITE_MAX_VALUES = 999
 
 
 def _sql_literal(value: int | str) -> str:
