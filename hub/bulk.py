@@ -9,7 +9,7 @@ its transaction.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -32,7 +32,8 @@ def insert_frame(
     ``constants``: columns with the same value in every row (the upload, the dataset, the key
     version), given once rather than as frame columns.
     """
-    if connection.dialect.name == "sqlite":
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
         # SQLAlchemy stores SQLite dates as ISO text; converting the whole column here spares
         # the driver's per-value Python date adapter.
         frame = frame.with_columns(
@@ -41,8 +42,11 @@ def insert_frame(
             if dtype == pl.Date
         )
     for offset in range(0, frame.height, ROWS_PER_INSERT):
-        rows = frame_rows(frame.slice(offset, ROWS_PER_INSERT))
-        insert_rows(connection, table, frame.columns, rows, constants=constants)
+        part = frame.slice(offset, ROWS_PER_INSERT)
+        if sqlite:
+            _sqlite_insert(connection, table, part.columns, _row_major(part), constants or {})
+        else:
+            insert_rows(connection, table, part.columns, frame_rows(part), constants=constants)
 
 
 def insert_rows(
@@ -57,47 +61,83 @@ def insert_rows(
     if not rows:
         return
     constants = constants or {}
-    driver_connection = connection.connection.driver_connection
-    column_list = ", ".join(f'"{name}"' for name in (*columns, *constants))
-    if connection.dialect.name == "postgresql":
-        statement = f'COPY "{table.name}" ({column_list}) FROM STDIN'
-        extra = tuple(constants.values())
-        with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-            for row in rows:
-                copy.write_row(row + extra if extra else row)
+    if connection.dialect.name == "sqlite":
+        values = list(itertools.chain.from_iterable(rows))
+        _sqlite_insert(connection, table, columns, values, constants)
         return
-    # SQLite: constants are SQL literals, so no row carries or binds them.
+    column_list = _column_list(columns, constants)
+    statement = f'COPY "{table.name}" ({column_list}) FROM STDIN'
+    extra = tuple(constants.values())
+    driver_connection = connection.connection.driver_connection
+    with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row(row + extra if extra else row)
+
+
+# The fewest values one SQLite statement may bind in any SQLite build (newer ones allow more).
+_SQLITE_MAX_VALUES = 999
+
+
+def _sqlite_insert(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    values: list[Any],
+    constants: Mapping[str, int | str],
+) -> None:
+    """Insert rows given as one row-major list of ``columns`` values, many rows a statement.
+
+    Executing a statement costs about as much again as storing its row, so one row a statement
+    paid that for every row (~0.8 µs of ~3.7 at ingest). Constants are SQL literals, so no row
+    carries or binds them.
+    """
+    width = len(columns)
+    count = len(values) // width
+    if not count:
+        return
     placeholders = ", ".join([*("?" for _ in columns), *map(_sql_literal, constants.values())])
     # Table and column names come from our own metadata, never from input.
-    statement = f'INSERT INTO "{table.name}" ({column_list}) VALUES '  # noqa: S608
-    # Many rows a statement: executing a statement costs about as much again as storing one
-    # row, so a row a statement paid that per row (~0.8 µs of ~3.7 at ingest). 999 bound
-    # values is the smallest limit any SQLite build has had.
-    per_statement = max(1, _SQLITE_MAX_VALUES // max(1, len(columns)))
-    whole = len(rows) - len(rows) % per_statement
-    cursor = driver_connection.cursor()  # type: ignore[union-attr]
+    statement = f'INSERT INTO "{table.name}" ({_column_list(columns, constants)}) VALUES '  # noqa: S608
+    per_statement = max(1, _SQLITE_MAX_VALUES // width)
+    whole = (count - count % per_statement) * width
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if whole:
             cursor.executemany(
                 statement + ", ".join([f"({placeholders})"] * per_statement),
-                (
-                    tuple(itertools.chain.from_iterable(rows[start : start + per_statement]))
-                    for start in range(0, whole, per_statement)
-                ),
+                _slices(values, 0, whole, per_statement * width),
             )
-        if whole < len(rows):
-            cursor.executemany(statement + f"({placeholders})", rows[whole:])
+        if whole < len(values):
+            cursor.executemany(
+                statement + f"({placeholders})", _slices(values, whole, len(values), width)
+            )
     finally:
         cursor.close()
 
 
-_SQLITE_MAX_VALUES = 999
+def _slices(values: list[Any], start: int, stop: int, size: int) -> Iterator[tuple[Any, ...]]:
+    """``values[start:stop]`` as consecutive tuples of ``size`` values."""
+    return (tuple(values[begin : begin + size]) for begin in range(start, stop, size))
+
+
+def _column_list(columns: Sequence[str], constants: Mapping[str, int | str]) -> str:
+    return ", ".join(f'"{name}"' for name in (*columns, *constants))
 
 
 def _sql_literal(value: int | str) -> str:
     if isinstance(value, int):
         return str(int(value))
     return "'" + value.replace("'", "''") + "'"
+
+
+def _row_major(frame: pl.DataFrame) -> list[Any]:
+    """A frame's values as one list, row after row: each column's values are laid into every
+    width-th slot, without building a tuple per row."""
+    width = frame.width
+    values: list[Any] = [None] * (frame.height * width)
+    for index, series in enumerate(frame.get_columns()):
+        values[index::width] = series.to_list()
+    return values
 
 
 def frame_rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
