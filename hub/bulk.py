@@ -15,8 +15,8 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Connection, Table
 
-# Rows turned into Python tuples at a time: a batch's rows as tuples take several times the
-# memory of its columns, so they are made a slice at a time (the speed is the same).
+# Rows turned into Python objects at a time: a batch's rows as Python values take several times
+# the memory of its columns, so they are made a slice at a time (the speed is the same).
 ROWS_PER_INSERT = 2048
 
 
