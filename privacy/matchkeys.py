@@ -230,9 +230,9 @@ def _normalised_fields(
 
 
 def normalised_fields(frame: pl.DataFrame, targets: tuple[str, ...]) -> pl.DataFrame:
-    """Some of :data:`NORMALISED_FIELDS` for each row of ``frame`` (the columns of
-    :meth:`Pseudonymiser.match_keys_hex`). These are raw identifiers in normal form: for
-    keyed encodings made from the same batch, never to be stored."""
+    """Some of :data:`NORMALISED_FIELDS` for each row of ``frame`` (as the ``fields`` of
+    :meth:`Pseudonymiser.match_key_prefixes` return them). These are raw identifiers in normal
+    form: for keyed encodings made from the same batch, never to be stored."""
     return _normalised_fields(_key_inputs(frame), targets).collect()
 
 
@@ -476,8 +476,8 @@ STORED_WIDTHS = (STORED_KEY_BYTES, DIGEST_BYTES)
 
 def pack_match_keys(prefixes: pl.DataFrame) -> pl.DataFrame:
     """``match_key_mask`` (Int32) and ``match_keys`` (Binary: the first
-    :data:`STORED_KEY_BYTES` of each present digest) from :meth:`Pseudonymiser.
-    match_key_prefixes`.
+    :data:`STORED_KEY_BYTES` of each present digest) from the digest prefixes that
+    :meth:`Pseudonymiser.match_key_prefixes` returns.
 
     Built on whole arrays: numpy lays the present prefixes out big-endian (the digest's own
     byte order), row by row in cascade order, and each row's bytes are one slice of that
