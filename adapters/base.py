@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import functools
 import operator
 import re
@@ -105,6 +106,16 @@ class RowIssue:
     code: str
     message: str
     severity: Severity
+
+
+def column_label(position: int) -> str:
+    """A 1-based column position as users see it in a spreadsheet: ``column 3 (C)``."""
+    letters = ""
+    rest = position
+    while rest > 0:
+        rest, digit = divmod(rest - 1, 26)
+        letters = chr(ord("A") + digit) + letters
+    return f"column {position} ({letters})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,22 +234,21 @@ class Adapter:
     def check_columns(
         self, columns: Sequence[str], permitted: Sequence[str]
     ) -> list[ColumnProblem]:
-        """Problems with the file's header against the layout and the agreement's fields."""
+        """Problems with the file's header against the layout and the agreement's fields.
+
+        A header cell the layout does not know is named by its position, never by its text:
+        when a file has no header row its first data row is read as the header, and its
+        cells are identifiers.
+        """
         layout = set(self.schema.names)
         allowed = set(permitted)
         present = set(columns)
-        problems: list[ColumnProblem] = []
+        unknown = [(i, column) for i, column in enumerate(columns, start=1) if column not in layout]
+        if columns and len(unknown) * 2 > len(columns):
+            return [self._header_not_recognised(len(unknown), len(columns))]
+        problems = [self._unknown_column(position, column) for position, column in unknown]
         for column in columns:
-            if column not in layout:
-                problems.append(
-                    ColumnProblem(
-                        column,
-                        "unknown_column",
-                        f"column {column!r} is not in the {self.dataset} extract layout; "
-                        "rename it to the layout name or remove it",
-                    )
-                )
-            elif column not in allowed:
+            if column in layout and column not in allowed:
                 problems.append(
                     ColumnProblem(
                         column,
@@ -258,6 +268,27 @@ class Adapter:
                     )
                 )
         return problems
+
+    def _header_not_recognised(self, unknown: int, width: int) -> ColumnProblem:
+        return ColumnProblem(
+            "header",
+            "header_not_recognised",
+            f"the first row does not look like the {self.dataset} header: {unknown} of its "
+            f"{width} cells are not column names of the layout. The first row must name the "
+            f"columns ({', '.join(self.schema.names[:3])}, ...); if the file was exported "
+            "without a header row, export it again with one",
+        )
+
+    def _unknown_column(self, position: int, column: str) -> ColumnProblem:
+        label = column_label(position)
+        close = difflib.get_close_matches(column.strip().lower(), self.schema.names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return ColumnProblem(
+            label,
+            "unknown_column",
+            f"{label} is not in the {self.dataset} extract layout; "
+            f"rename it to the layout name{hint} or remove it",
+        )
 
     # ------------------------------------------------------------------------------ mapping
 

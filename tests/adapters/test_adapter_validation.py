@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from adapters import get_adapter
-from adapters.base import CanonicalBatch, RowIssue
+from adapters.base import CanonicalBatch, RowIssue, column_label
 from adapters.readers import open_table
 from tests.adapters.adapter_extracts import extract_csv
 
@@ -51,11 +51,42 @@ def test_columns_unknown_not_permitted_and_missing() -> None:
     problems = adapter.check_columns(columns, permitted)
     found = {(problem.column, problem.code) for problem in problems}
     assert found == {
-        ("shoe_size", "unknown_column"),
+        (column_label(len(columns)), "unknown_column"),
         ("home_postcode", "not_permitted"),
         ("easting", "not_permitted"),
         ("surname", "missing_column"),
     }
+
+
+@pytest.mark.parametrize(
+    ("position", "label"),
+    [(1, "column 1 (A)"), (26, "column 26 (Z)"), (27, "column 27 (AA)"), (703, "column 703 (AAA)")],
+)
+def test_column_labels_are_spreadsheet_letters(position: int, label: str) -> None:
+    assert column_label(position) == label
+
+
+def test_an_unknown_column_is_named_by_position_with_the_closest_layout_name() -> None:
+    adapter = get_adapter(POLICE)
+    columns = ["forname" if name == "forename" else name for name in adapter.schema.names]
+    position = columns.index("forname") + 1
+    problems = adapter.check_columns(columns, adapter.schema.names)
+    unknown = [p for p in problems if p.code == "unknown_column"]
+    assert [p.column for p in unknown] == [column_label(position)]
+    assert "did you mean 'forename'?" in unknown[0].message
+    assert "forname" not in unknown[0].message.replace("forename", "")
+
+
+def test_a_first_row_of_data_is_refused_without_repeating_its_values() -> None:
+    # a file exported without a header row: its first record is read as the header
+    adapter = get_adapter(POLICE)
+    first_record = ["1000555/25", "suspect", "mps744024649", "fraser", "novak", "2002-12-07"]
+    problems = adapter.check_columns(first_record, adapter.schema.names)
+    assert [p.code for p in problems] == ["header_not_recognised"]
+    text = problems[0].column + problems[0].message
+    assert "header row" in text
+    for value in first_record:
+        assert value not in text
 
 
 def test_missing_required_column_not_in_agreement_is_not_reported() -> None:
