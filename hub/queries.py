@@ -110,8 +110,12 @@ def parse_request(raw: bytes | Mapping[str, Any]) -> tuple[str | None, Query]:
     query for another purpose gets the same stored release."""
     try:
         data = json.loads(raw) if isinstance(raw, bytes | bytearray) else dict(raw)
-    except ValueError:
-        raise Unprocessable("invalid_query", "The request body is not JSON.") from None
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than any query
+        raise Unprocessable(
+            "invalid_query",
+            "The request body is not JSON: send one JSON object, e.g. "
+            '{"purpose": ..., "agreement_id": ..., "dataset": ..., "measure": ...}.',
+        ) from None
     if not isinstance(data, dict):
         raise Unprocessable("invalid_query", "The request body must be a JSON object.")
     data = dict(data)
@@ -142,7 +146,7 @@ def door_epsilon(query: Query, agreement: Agreement) -> float:
     if query.epsilon is not None:
         return query.epsilon
     try:
-        return _release_epsilon(query, agreement, 1)
+        return max(_release_epsilon(query, agreement, 1), budget.MIN_EPSILON)
     except (accuracy.AccuracyError, HubError):
         return math.inf
 
@@ -351,7 +355,7 @@ def preview(query: Query, agreement: Agreement, today: date) -> dict[str, Any]:
                     }
                 )
             else:
-                eps = _release_epsilon(query, agreement, bound)
+                eps = max(_release_epsilon(query, agreement, bound), budget.MIN_EPSILON)
                 rows.append(
                     {
                         "bound": bound,
@@ -891,6 +895,9 @@ class QueryService:
                 raise self._too_costly(p, bound, math.inf, f" ({error})") from None
             if eps_release > p.per_query + budget.TOLERANCE:
                 raise self._too_costly(p, bound, eps_release, "")
+            # a half-width wide enough to need less pays the least a release may use, and
+            # gets a narrower interval than it asked for
+            eps_release = max(eps_release, budget.MIN_EPSILON)
         with self.engine.connect() as connection:
             table = bounded_table(connection, p, bound)
         release_id = uuid.uuid4().hex

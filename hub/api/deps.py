@@ -195,6 +195,10 @@ class Authorized:
     claims: TokenClaims
     decision: Decision
     request_id: str
+    body: bytes | None = None
+    """The raw request body the door decided on, for actions that name their resource in it:
+    the route parses these same bytes, so a body FastAPI could not parse is still decided on
+    and audited."""
 
     def permits(self, action: str, resource: Resource) -> bool:
         return decide(self.subject, action, resource).allowed
@@ -369,7 +373,7 @@ def authorize(action: str) -> Callable[[Request], Any]:
                 f"{decision.reason[0].upper()}{decision.reason[1:]}. If you need this access, "
                 "ask your organisation's information-governance lead.",
             )
-        return Authorized(subject, claims, decision, request_id)
+        return Authorized(subject, claims, decision, request_id, body)
 
     if action in BODY_RESOURCES:
 

@@ -21,6 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 TOLERANCE = 1e-9
 """Float slack when comparing a composed epsilon with a cap (0.1 + 0.2 must fit in 0.3)."""
 
+MIN_EPSILON = 1e-3
+"""The least epsilon a release may use. Below it the noise swamps any count the hub holds
+(a count's 95% half-width at 0.001 is ~3,000 per person-row), and epsilons near the float
+precision of a spent budget (1e-15 added to 8.0) would not change the total at all: releases
+that are paid for but never counted."""
+
+MAX_HALF_WIDTH = 1e9
+"""The widest 95% half-width a query may ask for: any wider asks for an epsilon below
+:data:`MIN_EPSILON`, and floats this large lose the precision of the rounding rules."""
+
 
 class BudgetError(ValueError):
     """Invalid spend or cap."""
@@ -217,6 +227,22 @@ class Query(BaseModel):
     def _positive_finite(cls, v: float | None) -> float | None:
         if v is not None and (math.isnan(v) or math.isinf(v) or v <= 0):
             raise ValueError("must be a finite number > 0 (not NaN, not infinite)")
+        return v
+
+    @field_validator("epsilon")
+    @classmethod
+    def _meaningful_epsilon(cls, v: float | None) -> float | None:
+        if v is not None and v < MIN_EPSILON:
+            raise ValueError(
+                f"must be at least {MIN_EPSILON:g}: below that the noise swamps any count"
+            )
+        return v
+
+    @field_validator("target_half_width")
+    @classmethod
+    def _meaningful_half_width(cls, v: float | None) -> float | None:
+        if v is not None and v > MAX_HALF_WIDTH:
+            raise ValueError(f"must be at most {MAX_HALF_WIDTH:g}")
         return v
 
     @model_validator(mode="after")

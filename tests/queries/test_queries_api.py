@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 
 from hub.models import AgreementRow, AuditEventRow, BudgetSpendRow, ReleaseRow
 from hub.services import Hub
+from privacy.dp.budget import MIN_EPSILON
 from tests.conftest import Tokens
 from tests.queries.conftest import AGREEMENT, RECIPIENT, body, withdraw_dataset
 
@@ -129,6 +130,20 @@ def test_every_measure_and_a_linkage_condition_release(
         assert release["epsilon"] <= 0.5 + 1e-9
 
 
+def test_a_half_width_too_wide_to_cost_anything_pays_the_least_epsilon(
+    api: TestClient, analyst: dict[str, str], demo_hub: Hub
+) -> None:
+    query = body(epsilon=None, target_half_width=1e8)
+    preview = api.post("/v1/queries/preview", json=query, headers=analyst)
+    assert preview.status_code == 200, preview.text
+    assert {row["epsilon"] for row in preview.json()["by_bound"]} == {MIN_EPSILON}
+    response = api.post("/v1/queries", json=query, headers=analyst)
+    assert response.status_code == 200, response.text
+    assert response.json()["epsilon"] == MIN_EPSILON
+    # the spent total moves by exactly what was paid: the histogram, then the release
+    assert sorted(epsilon for epsilon, _ in spends(demo_hub))[0] == MIN_EPSILON
+
+
 def send(api: TestClient, headers: dict[str, str], query: Any) -> Any:
     content = query if isinstance(query, str) else json.dumps(query)
     return api.post(
@@ -156,6 +171,11 @@ def send(api: TestClient, headers: dict[str, str], query: Any) -> Any:
         (json.dumps(body(epsilon=1)).replace("1}", "NaN}"), 422, "The query is not valid"),
         (json.dumps(body(epsilon=1)).replace("1}", "Infinity}"), 422, "The query is not valid"),
         (body(epsilon=0.9), 403, "epsilon 0.9 against 0.5 per query"),
+        # so small it would not even change a spent total: refused, never a 500
+        (body(epsilon=1e-16), 422, "The query is not valid"),
+        (body(epsilon=None, target_half_width=1e20), 422, "The query is not valid"),
+        ("{bad", 422, "The request body is not JSON"),
+        ("[" * 100_000 + "]" * 100_000, 422, "The request body is not JSON"),
         (
             body(linkage=[{"dataset": "gang_matrix", "days_before": 30}]),
             403,
@@ -186,7 +206,9 @@ def test_bad_input_is_refused_with_a_reason_and_spends_nothing(
                 AuditEventRow.action == "query.run", AuditEventRow.decision == "deny"
             )
         ).scalar_one()
-    if status != 422 and "gang_matrix" not in says:  # the door refused it
+    # the door refused it: a request it could not read as a query, or a policy refusal
+    door = says in ("The query is not valid", "The request body is not JSON") or status != 422
+    if door and "gang_matrix" not in says:
         assert denied >= 1
 
 
