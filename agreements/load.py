@@ -119,6 +119,9 @@ def _from_validation_error(source: str, exc: ValidationError) -> AgreementError:
     return AgreementError(source, field_path(loc), reason)
 
 
+_TOO_DEEP = "nested far deeper than any agreement (lists or mappings inside each other)"
+
+
 def _load_yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
@@ -131,6 +134,8 @@ def _load_yaml(text: str, source: str) -> Any:
         raise AgreementError(source, "", f"not valid YAML at {where}: {problem}") from None
     except yaml.YAMLError as exc:
         raise AgreementError(source, "", f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise AgreementError(source, "", _TOO_DEEP) from None
 
 
 def parse_agreement(data: bytes | str, source: str, format: Format = "yaml") -> Agreement:
@@ -157,6 +162,8 @@ def parse_agreement(data: bytes | str, source: str, format: Format = "yaml") -> 
             ) from None
         except _DuplicateKey as exc:
             raise AgreementError(source, "", f"not valid JSON: duplicate key {exc.key!r}") from None
+        except RecursionError:
+            raise AgreementError(source, "", _TOO_DEEP) from None
     else:
         raise AgreementError(source, "", f"unknown format {format!r}; use yaml or json")
     if not isinstance(document, dict):

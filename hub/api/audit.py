@@ -36,6 +36,9 @@ from hub.services import Hub
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 HubDep = Annotated[Hub, Depends(get_hub)]
 MAX_PAGE = 1000
+MAX_INDEX = 2**62
+"""Largest event index or tree size a request may name: larger numbers overflow the database's
+64-bit integers, and no ledger will ever hold this many events."""
 
 
 def _b64(value: bytes) -> str:
@@ -98,7 +101,9 @@ def events(
     decision: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    cursor: Annotated[int | None, Query(ge=0, description="next_cursor of the last page")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=MAX_INDEX, description="next_cursor of the last page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
     """Events in index order, filtered; page with ``cursor`` (the previous ``next_cursor``)."""
@@ -118,8 +123,10 @@ def events(
 @router.get("/proof/inclusion")
 def proof_inclusion(
     hub: HubDep,
-    index: Annotated[int, Query(ge=0)],
-    size: Annotated[int | None, Query(ge=0, description="tree size; default: now")] = None,
+    index: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+    size: Annotated[
+        int | None, Query(ge=0, le=MAX_INDEX, description="tree size; default: now")
+    ] = None,
 ) -> dict[str, Any]:
     with hub.engine.connect() as connection:
         try:
@@ -140,8 +147,10 @@ def proof_inclusion(
 @router.get("/proof/consistency")
 def proof_consistency(
     hub: HubDep,
-    first: Annotated[int, Query(ge=0)],
-    second: Annotated[int | None, Query(ge=0, description="tree size; default: now")] = None,
+    first: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+    second: Annotated[
+        int | None, Query(ge=0, le=MAX_INDEX, description="tree size; default: now")
+    ] = None,
 ) -> dict[str, Any]:
     with hub.engine.connect() as connection:
         try:

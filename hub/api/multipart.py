@@ -45,8 +45,18 @@ class MultipartFile:
         self._file_parts_seen = 0
         self._finished = False
         self.filename: str | None = None
-        self._parser = MultipartParser(
-            options[b"boundary"],
+        try:
+            self._parser = self._new_parser(options[b"boundary"])
+        except ValueError:  # FormParserError: a boundary longer than the parser accepts
+            raise BadRequest(
+                "malformed_multipart",
+                "The multipart boundary is not valid (at most 256 characters); send the file "
+                "with -F file=@extract.csv.",
+            ) from None
+
+    def _new_parser(self, boundary: bytes) -> MultipartParser:
+        return MultipartParser(
+            boundary,
             callbacks={
                 "on_part_begin": self._on_part_begin,
                 "on_part_data": self._on_part_data,

@@ -113,6 +113,16 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
         return data
 
 
+def _basic_credentials(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """Client id and secret of an HTTP Basic header; none when they are not base64 of UTF-8
+    text (authlib would raise, and the request would fail instead of being refused)."""
+    try:
+        client_id, secret = extract_basic_authorization(headers)
+    except ValueError:  # UnicodeDecodeError, binascii.Error
+        return None, None
+    return client_id, secret
+
+
 def _check_secret(store: ClientStore, client_id: str, secret: str) -> HubOAuthClient:
     client = store.get(client_id) if len(client_id) <= 64 else None
     stored = client.secret_hash if client and client.revoked_at is None else None
@@ -197,7 +207,7 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     @staticmethod
     def _basic(store: ClientStore, request: OAuth2Request) -> HubOAuthClient | None:
-        client_id, secret = extract_basic_authorization(request.headers)
+        client_id, secret = _basic_credentials(request.headers)
         if not client_id or secret is None:
             return None
         return _check_secret(store, client_id, secret)
@@ -254,7 +264,7 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def handle_error_response(self, request: OAuth2Request, error: Any) -> Any:
         actor = request.payload.client_id if request.payload else None
         if not actor:
-            actor, _ = extract_basic_authorization(request.headers)
+            actor, _ = _basic_credentials(request.headers)
         self._record(
             "deny",
             f"token refused: {error.error}",

@@ -280,3 +280,17 @@ def test_non_string_keys_give_an_agreement_error(main_text: str) -> None:
     with pytest.raises(AgreementError) as info:
         parse_agreement(main_text + "1: one\n", SOURCE)
     assert info.value.source == SOURCE
+
+
+@pytest.mark.parametrize(
+    ("text", "format"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "json"),
+        ('{"a": ' * 50_000 + "1" + "}" * 50_000, "json"),
+        ("[" * 100_000 + "]" * 100_000, "yaml"),
+    ],
+)
+def test_a_document_nested_absurdly_deep_is_refused_with_a_reason(text: str, format: str) -> None:
+    with pytest.raises(AgreementError) as raised:
+        parse_agreement(text.encode(), SOURCE, format)  # type: ignore[arg-type]
+    assert "nested" in str(raised.value)

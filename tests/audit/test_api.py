@@ -91,6 +91,9 @@ def test_proofs_verify_against_the_checkpoint(client: TestClient) -> None:
         ("consistency", {"first": 0, "second": 0}, 400, "invalid_size"),
         ("consistency", {"first": 3, "second": 500}, 400, "size_beyond_tree"),
         ("consistency", {"first": "x", "second": 3}, 422, None),
+        # beyond any 64-bit database integer: refused, never an overflow
+        ("inclusion", {"index": 10**25, "size": 5}, 422, None),
+        ("consistency", {"first": 1, "second": 10**25}, 422, None),
     ],
 )
 def test_bad_proof_requests_get_a_clear_4xx(
@@ -127,6 +130,7 @@ def test_events_are_filtered_and_paginated(
     ).json()
     assert [e["index"] for e in window["events"]] == [5, 6, 7, 8, 9]
     bad = client.get("/v1/audit/events", params={"limit": 5000})
+    assert client.get("/v1/audit/events", params={"cursor": 10**25}).status_code == 422
     assert bad.status_code == 422
 
 

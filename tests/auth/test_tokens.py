@@ -170,6 +170,17 @@ def test_wrong_secret_and_unknown_client_look_the_same(api: TestClient, hub: Hub
     assert 0.5 < unknown / wrong < 2.0, timings  # both paths do the scrypt work
 
 
+def test_basic_credentials_that_are_not_utf8_text_are_an_invalid_client(api: TestClient) -> None:
+    for credentials in (base64.b64encode(b"\xff:x"), b"%%%not-base64"):
+        response = api.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": "Basic " + credentials.decode()},
+        )
+        assert response.status_code in (400, 401), response.text
+        assert response.json()["error"] in ("invalid_client", "invalid_request")
+
+
 def test_private_key_jwt_client_authentication(api: TestClient, hub: Hub) -> None:
     key = OKPKey.generate_key("Ed25519")
     client, secret = ClientStore(hub.engine).create(
