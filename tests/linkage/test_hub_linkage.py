@@ -369,6 +369,29 @@ def test_ig_lead_sees_counts_per_level_and_unlinked(
     assert denied.status_code == 403
 
 
+def test_a_partys_ig_lead_sees_only_the_counts_of_its_own_datasets(
+    api: TestClient, hub: Hub, tokens: Tokens
+) -> None:
+    # A record of a person known only to the schools: if the police could read the schools'
+    # counts, a police upload of that person would show in them (unlinked drops by one).
+    upload(hub, SCHOOLS, {})
+    agreement = hub.agreements.get(AGREEMENT)
+    police_provider = agreement.dataset(POLICE).provider
+    own = api.get(
+        f"/v1/agreements/{AGREEMENT}/linkage", headers=tokens.headers("ig_lead", police_provider)
+    )
+    assert own.status_code == 200, own.text
+    assert [d["dataset"] for d in own.json()["datasets"]] == [POLICE]
+    recipient = next(p.id for p in agreement.recipients() if p.id != police_provider)
+    none = api.get(
+        f"/v1/agreements/{AGREEMENT}/linkage", headers=tokens.headers("ig_lead", recipient)
+    )
+    assert none.status_code == 200, none.text
+    provided = {d.name for d in agreement.datasets if d.provider == recipient}
+    assert {d["dataset"] for d in none.json()["datasets"]} == provided
+    assert SCHOOLS not in provided
+
+
 def test_ig_lead_reads_the_counts_with_the_hub_linkage_command(hub: Hub, tmp_path: Path) -> None:
     bola = police("Bola", "P2", crime_reference="C2", surname="Adeyemi",
                   date_of_birth="2001-06-30", age_at_offence="22")
