@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from privacy.freetext import identifier_kinds
+
 
 class HubError(Exception):
     status_code = 400
@@ -47,3 +49,17 @@ class UnsupportedMediaType(HubError):
 
 class Unprocessable(HubError):
     status_code = 422
+
+
+def refuse_identifiers(text: str | None, what: str) -> None:
+    """Refuse free text (a reason, a description) that seems to hold an identifier: it would be
+    stored, shown and audited (``privacy.freetext``). The error names the kinds found, never
+    the text."""
+    kinds = identifier_kinds(text) if text else []
+    if kinds:
+        raise Unprocessable(
+            "identifier_in_text",
+            f"The {what} seems to contain {' and '.join(kinds)}. It is stored and shown to "
+            "others: describe the problem without personal details (no names, dates, NHS "
+            "numbers, postcodes or reference numbers) and send it again.",
+        )

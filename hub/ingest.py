@@ -35,7 +35,7 @@ from agreements import Agreement, DatasetTerms
 from hub.audit import SYSTEM, Actor, append_event
 from hub.bulk import insert_frame
 from hub.db import large_write
-from hub.errors import NotFound, Unprocessable
+from hub.errors import NotFound, Unprocessable, refuse_identifiers
 from hub.keyring import KeyRing
 from hub.models import RecordAnchorBatchRow, RecordAttributeBatchRow, RecordRow, UploadRow
 from hub.pipeline import ThreadStage
@@ -401,6 +401,7 @@ class Ingestor:
 
         The deletion and its ``upload.withdrawn`` audit event are one transaction.
         """
+        refuse_identifiers(reason, "withdrawal reason")
         with large_write(self._engine) as connection:
             upload = connection.execute(
                 select(UploadRow.id, UploadRow.status, UploadRow.receipt)

@@ -28,7 +28,7 @@ from agreements import (
     verify_signatures,
 )
 from hub.audit import SYSTEM, Actor, append_event
-from hub.errors import Conflict, NotFound, Unprocessable
+from hub.errors import Conflict, NotFound, Unprocessable, refuse_identifiers
 from hub.models import AgreementRow
 from hub.records import SAFE_IDENTIFIER_RULES
 
@@ -192,6 +192,7 @@ class AgreementRegistry:
             return [self.summary(agreement_id) for agreement_id in list(ids)]
 
     def suspend(self, agreement_id: str, reason: str, *, actor: Actor = SYSTEM) -> dict[str, Any]:
+        refuse_identifiers(reason, "suspension reason")
         row = self._latest_row(agreement_id)
         if row.suspended_at is None:
             with self._engine.begin() as connection:

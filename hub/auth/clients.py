@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from hub.audit import AuditEvent, append_event
 from hub.auth.models import ClientRow
 from hub.auth.secrets import hash_secret, new_secret
-from hub.errors import BadRequest, NotFound
+from hub.errors import BadRequest, NotFound, Unprocessable, refuse_identifiers
 from policies import ROLES
 
 _ORGANISATION = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -97,7 +97,8 @@ class ClientStore:
         """Create a client; return it and its secret, which is shown this once only."""
         try:
             _check_new_client(organisation, role, public_jwk, with_secret)
-        except BadRequest as refused:
+            refuse_identifiers(description, "client description")
+        except (BadRequest, Unprocessable) as refused:
             with self._engine.begin() as connection:
                 _audit(connection, actor, "client.create", None, refused.message, "deny")
             raise
