@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.api import agreements, clients, linkage, oauth, queries, uploads
 from hub.api.audit import note_signer
@@ -24,6 +25,11 @@ from hub.services import Hub, build_hub
 from hub.settings import Settings
 
 log = logging.getLogger("hub.api")
+
+_HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    404: ("not_found", "There is no such endpoint; the API is listed at /docs."),
+    405: ("method_not_allowed", "This endpoint does not take that method; see /docs."),
+}
 
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:
@@ -53,6 +59,15 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     async def _hub_error(_request: Request, error: HubError) -> JSONResponse:
         headers = getattr(error, "headers", None)
         return JSONResponse(error.to_body(), status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Routing errors (no such path, wrong method) in the hub's own error shape.
+        code, message = _HTTP_ERRORS.get(
+            error.status_code, ("http_error", str(error.detail or "The request failed."))
+        )
+        body = {"error": {"code": code, "message": message}}
+        return JSONResponse(body, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -161,6 +161,18 @@ def test_health_and_openapi(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert "/v1/agreements/{agreement_id}/datasets/{dataset}/uploads" in paths
     assert client.get("/docs").status_code == 200
+    # the query routes read their body raw (see hub.api.queries) but still document it
+    assert "requestBody" in paths["/v1/queries"]["post"]
+
+
+def test_routing_errors_come_in_the_hubs_error_shape(client: TestClient) -> None:
+    missing = client.get("/v1/no-such-thing")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    wrong_method = client.delete("/health")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+    assert "allow" in {name.lower() for name in wrong_method.headers}
 
 
 def test_example_files_are_unsigned_templates() -> None:
