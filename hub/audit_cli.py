@@ -8,20 +8,29 @@ would otherwise wait for at start.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
+from rich.markup import escape
+
+from hub.cli_errors import DEBUG_HELP, HubGroup, UserError, load_settings
 
 if TYPE_CHECKING:
     from hub.audit.ledger import NoteSigner
     from hub.services import Hub
 
 audit_app = typer.Typer(
-    help="The audit log: export, checkpoint, key, verify.", no_args_is_help=True
+    cls=HubGroup,
+    help="The audit log: export, checkpoint, key, verify.",
+    epilog=DEBUG_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -29,9 +38,8 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 def _local_hub() -> Hub:
     from hub.services import build_hub
-    from hub.settings import Settings
 
-    return build_hub(Settings())
+    return build_hub(load_settings())
 
 
 def _signer(hub: Hub) -> NoteSigner:
@@ -45,33 +53,117 @@ def load_public_key(path: Path) -> tuple[str | None, Ed25519PublicKey]:
     """A C2SP verifier key (``name+hash+key``), a PEM public key, or a JWK's raw key."""
     from hub.audit import notes
 
-    text = path.read_text().strip()
+    text = _read_text(path, "the hub's audit key").strip()
     if "+" in text and "\n" not in text and not text.startswith("-----"):
         name, key = notes.parse_verifier_key(text)
         return name, key
     if text.startswith("-----BEGIN"):
-        pem_key = serialization.load_pem_public_key(text.encode())
+        try:
+            pem_key = serialization.load_pem_public_key(text.encode())
+        except (ValueError, UnsupportedAlgorithm):
+            raise notes.NoteError(
+                f"{path} is not a PEM public key (a private key, or damaged?); give the hub's "
+                "verifier key (GET /v1/audit/key) or its PEM public key"
+            ) from None
         if not isinstance(pem_key, Ed25519PublicKey):
             raise notes.NoteError(f"{path} is not an Ed25519 public key")
         return None, pem_key
     raise notes.NoteError(f"{path} is neither a verifier key (name+hash+key) nor a PEM key")
 
 
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file; give {what}.") from None
+
+
+def _check_folder_for(output: Path) -> None:
+    if not output.parent.is_dir():
+        raise UserError(
+            f"the folder {output.parent} does not exist; create it first or give another path."
+        )
+
+
+class _ExportLines:
+    """The export's lines, counted, so a failure can name its line.
+
+    ``verify_export`` skips the lines after the ones the checkpoint covers; a line there that
+    is not a valid event (junk appended, a truncated copy) must fail verification too, not
+    pass as "a later event".
+    """
+
+    def __init__(self, lines: Iterable[bytes], covered: int | None) -> None:
+        self._lines = lines
+        self._covered = covered
+        self.index = -1  # of the line being read
+
+    def __iter__(self) -> Iterator[bytes]:
+        from hub.audit.verify import VerificationFailed, _export_leaf
+
+        for index, line in enumerate(self._lines):
+            self.index = index
+            if self._covered is not None and index >= self._covered:
+                try:
+                    _export_leaf(line, index)
+                except VerificationFailed as failure:
+                    raise VerificationFailed(
+                        f"not a valid audit event (after the {self._covered} events the "
+                        f"checkpoint covers): {failure.reason}",
+                        index,
+                    ) from None
+            yield line
+
+
+def _covered_size(
+    note: str, key_name: str, key: Ed25519PublicKey, origin: str | None
+) -> int | None:
+    """The checkpoint's size, or None when it does not open (``verify_export`` says why)."""
+    from hub.audit import notes
+
+    try:
+        return notes.open_checkpoint(note, key_name, key, origin=origin).size
+    except notes.NoteError:
+        return None
+
+
 @audit_app.command("verify")
 def verify(
     export: Annotated[
         Path | None,
-        typer.Argument(help="JSON Lines export (`hub audit export`, GET /v1/audit/export)."),
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="JSON Lines export (`hub audit export`, GET /v1/audit/export).",
+        ),
     ] = None,
     checkpoint: Annotated[
-        Path | None, typer.Option(help="The signed checkpoint (note) you kept.")
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The signed checkpoint (note) you kept.",
+        ),
     ] = None,
     previous: Annotated[
-        Path | None, typer.Option(help="An older checkpoint: the log must extend it.")
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="An older checkpoint: the log must extend it.",
+        ),
     ] = None,
     public_key: Annotated[
         Path | None,
-        typer.Option(help="The hub's audit key: verifier key (GET /v1/audit/key) or PEM."),
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The hub's audit key: verifier key (GET /v1/audit/key) or PEM.",
+        ),
     ] = None,
     origin: Annotated[
         str | None, typer.Option(help="Expected origin (default: the verifier key's name).")
@@ -84,6 +176,7 @@ def verify(
     from hub.audit import notes
     from hub.audit.verify import VerificationFailed, verify_database, verify_export
 
+    lines: _ExportLines | None = None
     try:
         if database:
             hub = _local_hub()
@@ -102,20 +195,29 @@ def verify(
         if key_name is None:
             err_console.print("A PEM key has no name: give --origin (the checkpoint's key name).")
             raise typer.Exit(2)
-        with export.open("rb") as lines:
-            result = verify_export(
-                lines,
-                checkpoint.read_text(),
-                key_name,
-                key,
-                origin=origin,
-                previous_note=previous.read_text() if previous else None,
-            )
+        note = _read_text(checkpoint, "the signed checkpoint (a note)")
+        previous_note = _read_text(previous, "the older checkpoint") if previous else None
+        with export.open("rb") as handle:
+            lines = _ExportLines(handle, _covered_size(note, key_name, key, origin))
+            try:
+                result = verify_export(
+                    lines, note, key_name, key, origin=origin, previous_note=previous_note
+                )
+            except RecursionError:
+                raise VerificationFailed(
+                    "its line is nested too deeply to be an event (the export was altered)",
+                    lines.index,
+                ) from None
     except VerificationFailed as failure:
-        err_console.print(f"[bold red]FAILED[/] {failure}", highlight=False)
+        where = ""
+        if failure.index is not None:
+            where = f"event {failure.index}: "
+            if lines is not None and failure.index <= lines.index:  # a line of the export
+                where = f"line {failure.index + 1} (event {failure.index}): "
+        err_console.print(f"[bold red]FAILED[/] {escape(where + failure.reason)}", highlight=False)
         raise typer.Exit(1) from None
     except notes.NoteError as error:
-        err_console.print(f"[bold red]FAILED[/] public key: {error}", highlight=False)
+        err_console.print(f"[bold red]FAILED[/] public key: {escape(str(error))}", highlight=False)
         raise typer.Exit(1) from None
     extra = result.events_read - result.size
     console.print(
@@ -142,6 +244,8 @@ def export_command(
     if format not in ("jsonl", "csv"):
         err_console.print("--format is jsonl or csv.")
         raise typer.Exit(2)
+    if output is not None:
+        _check_folder_for(output)
     hub = _local_hub()
     lines = (jsonl_lines if format == "jsonl" else csv_lines)(iter_export(hub.engine))
     if output is None:
@@ -160,6 +264,8 @@ def checkpoint_command(
     """Sign a checkpoint of the log as it is now and print it (a C2SP signed note)."""
     from hub.audit.ledger import make_checkpoint
 
+    if output is not None:
+        _check_folder_for(output)
     hub = _local_hub()
     stored = make_checkpoint(hub.engine, _signer(hub))
     if output is not None:

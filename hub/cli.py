@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -21,10 +23,19 @@ from rich.progress import (
 from rich.table import Table
 
 from hub.audit_cli import audit_app
-from hub.client import DEFAULT_HUB_URL, HubAPIError, HubClient
+from hub.cli_errors import DEBUG_HELP, HubGroup, UserError, finite_number, load_settings
+from hub.client import DEFAULT_HUB_URL, TOKEN_PATH, HubAPIError, HubClient
+
+if TYPE_CHECKING:
+    from agreements import Agreement
 
 app = typer.Typer(
-    help="vru-hub: secure data sharing for violence reduction partnerships.", no_args_is_help=True
+    cls=HubGroup,
+    help="vru-hub: secure data sharing for violence reduction partnerships.",
+    epilog=DEBUG_HELP,
+    no_args_is_help=True,
+    # Locals can hold secrets (a client secret, the master secret): never print them.
+    pretty_exceptions_show_locals=False,
 )
 agreements_app = typer.Typer(
     help="Register, list, show, suspend and export agreements.", no_args_is_help=True
@@ -61,6 +72,16 @@ ClientSecret = Annotated[
         show_default=False,
     ),
 ]
+Port = Annotated[
+    int, typer.Option(envvar="HUB_PORT", min=1, max=65535, help="TCP port to serve on.")
+]
+Scale = Annotated[
+    float,
+    typer.Option(
+        help="Synthetic data volume (1.0 = a London year in miniature).",
+        callback=finite_number(above=0, example="0.1 or 1.0"),
+    ),
+]
 
 
 def _client(
@@ -91,15 +112,18 @@ def _call(
 
 def _fail(error: HubAPIError) -> NoReturn:
     where = f"HTTP {error.status_code}" if error.status_code else "no response"
-    err_console.print(f"[bold red]Refused:[/] {error.message} [dim]({error.code}, {where})[/]")
-    if error.status_code == 401:
+    err_console.print(
+        f"[bold red]Refused:[/] {escape(error.message)} [dim]({escape(error.code)}, {where})[/]"
+    )
+    # A refused token's message already says to check the client id and secret: say it once.
+    if error.status_code == 401 and "HUB_CLIENT_ID" not in error.message:
         err_console.print(
             "Authenticate with --client-id and --client-secret (or HUB_CLIENT_ID and "
             "HUB_CLIENT_SECRET); the hub's operator creates clients with `hub clients create`."
         )
     if isinstance(error.details, list):
         for detail in error.details[:20]:
-            err_console.print(f"  - {detail.get('message', detail)}")
+            err_console.print(f"  - {escape(str(detail.get('message', detail)))}")
     elif isinstance(error.details, dict) and error.details.get("errors"):
         _print_issues(error.details["errors"], err_console)
     raise typer.Exit(1)
@@ -113,7 +137,7 @@ def _print_json(document: Any) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(envvar="HUB_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="HUB_PORT")] = 8000,
+    port: Port = 8000,
 ) -> None:
     """Run the hub's API server."""
     import subprocess
@@ -124,8 +148,8 @@ def serve(
     from hub.api.app import create_app
     from hub.logs import configure_logging
     from hub.services import build_hub
-    from hub.settings import Settings
 
+    settings = load_settings()  # a bad HUB_* variable is named before anything starts
     configure_logging()
     # Migrations run in a child process: the migration machinery (~11 MB) then never sits in
     # the long-running API process, whose memory an upload must keep under 300 MB (issue 2).
@@ -133,29 +157,52 @@ def serve(
     if migrated.returncode != 0:
         err_console.print("The database could not be migrated (see above); the hub did not start.")
         raise typer.Exit(1)
-    hub = build_hub(Settings(), migrate=False)
+    hub = build_hub(settings, migrate=False)
     uvicorn.run(create_app(hub=hub), host=host, port=port, log_config=None)
 
 
 @app.command()
 def demo(
-    scale: Annotated[
-        float, typer.Option(help="Synthetic data volume (1.0 = a London year in miniature).")
-    ] = 1.0,
+    scale: Scale = 1.0,
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Start the API after loading.")
     ] = True,
-    port: Annotated[int, typer.Option(envvar="HUB_PORT")] = 8000,
+    port: Port = 8000,
 ) -> None:
     """Set up the demo: keys, signed example agreements, synthetic extracts uploaded; then serve."""
     from hub.demo import run_demo
 
-    run_demo(scale=scale, serve=serve_after, port=port, console=console)
+    load_settings()  # a bad HUB_* variable is named before anything is created
+    # The demo serves on 127.0.0.1:PORT: its token issuer and the token endpoint it writes to
+    # demo-credentials.json (which `hub demo-login` turns into HUB_URL) must say that port.
+    public_url = os.environ.get("HUB_PUBLIC_URL") or f"http://127.0.0.1:{port}"
+    with _environment(HUB_PUBLIC_URL=public_url):
+        run_demo(scale=scale, serve=serve_after, port=port, console=console)
+
+
+@contextmanager
+def _environment(**variables: str) -> Iterator[None]:
+    """Set environment variables for the block, then put back what was there."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @app.command()
 def linker(
-    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 5.0,
+    interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between passes.", callback=finite_number(at_least=0, example="5")
+        ),
+    ] = 5.0,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
 ) -> None:
     """Link stored records into persons, as a process of its own (HUB_LINKAGE_IN_API=false)."""
@@ -163,10 +210,10 @@ def linker(
 
     from hub.logs import configure_logging
     from hub.services import build_hub
-    from hub.settings import Settings
 
+    settings = load_settings(linkage_in_api=False)
     configure_logging()
-    hub = build_hub(Settings(linkage_in_api=False))
+    hub = build_hub(settings)
     while True:
         linked = hub.linkage.catch_up()
         if linked:
@@ -181,33 +228,39 @@ def demo_login(
     organisation: Annotated[str, typer.Argument(help="e.g. met-police, mopac-vru, partnership")],
     role: Annotated[str, typer.Argument(help="data_officer, analyst, ig_lead or hub_admin")],
 ) -> None:
-    """Print shell exports for one demo client: eval "$(hub demo-login met-police data_officer)"."""
+    """Print shell exports for one demo client (and the demo's HUB_URL):
+    eval "$(hub demo-login met-police data_officer)"."""
     import shlex
 
-    from hub.settings import Settings
-
-    path = Settings().data_dir / "demo-credentials.json"
-    if not path.exists():
-        err_console.print(f"No {path}: run `make demo` (or `hub demo`) first.")
-        raise typer.Exit(1)
-    clients = json.loads(path.read_text())["clients"]
+    path = load_settings().data_dir / "demo-credentials.json"
+    if not path.is_file():
+        raise UserError(f"No {path}: run `make demo` (or `hub demo`) first.")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        clients = list(document["clients"])
+        token_endpoint = document.get("token_endpoint")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise UserError(
+            f"{path} is not a demo credentials file; delete it and run `hub demo` again."
+        ) from None
     for client in clients:
         if (client["organisation"], client["role"]) == (organisation, role):
+            if isinstance(token_endpoint, str) and token_endpoint.endswith(TOKEN_PATH):
+                hub_url = token_endpoint.removesuffix(TOKEN_PATH)
+                print(f"export HUB_URL={shlex.quote(hub_url)}")
             print(f"export HUB_CLIENT_ID={shlex.quote(client['client_id'])}")
             print(f"export HUB_CLIENT_SECRET={shlex.quote(client['client_secret'])}")
             return
     choices = ", ".join(sorted(f"{c['organisation']} {c['role']}" for c in clients))
-    err_console.print(f"No demo client for {organisation} {role}. There are: {choices}.")
-    raise typer.Exit(1)
+    raise UserError(f"No demo client for {organisation} {role}. There are: {choices}.")
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (the hub also does this on start)."""
     from hub.db import upgrade_database
-    from hub.settings import Settings
 
-    settings = Settings()
+    settings = load_settings()
     upgrade_database(settings.resolved_database_url)
     console.print("Database is up to date.")
 
@@ -219,7 +272,25 @@ def secret_generate(
     """Write a new random master secret to a file for HUB_MASTER_SECRET_FILE."""
     from privacy.secrets import generate_master_secret
 
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if output.is_dir():
+        raise UserError(
+            f"{output} is a folder; give the path of a new file in it, e.g. "
+            f"{output / 'master-secret.key'}."
+        )
+    if output.exists() or output.is_symlink():
+        raise UserError(
+            f"{output} already exists and is never overwritten (pseudonyms made with the old "
+            "secret would no longer link); give a new path, or move the old file away first."
+        )
+    _check_folder_for(output)
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UserError(f"{output} was created meanwhile; give a new path.") from None
+    except OSError as error:
+        raise UserError(
+            f"cannot create {output} ({error.strerror}); give a path you can write to."
+        ) from None
     with os.fdopen(fd, "w") as handle:
         handle.write(generate_master_secret() + "\n")
     console.print(
@@ -233,9 +304,7 @@ def synth(
     out_dir: Annotated[
         Path, typer.Argument(help="Folder for the six extracts and the ground truth.")
     ],
-    scale: Annotated[
-        float, typer.Option(help="Volume multiplier (1.0 = a London year in miniature).")
-    ] = 1.0,
+    scale: Scale = 1.0,
     seed: Annotated[
         int, typer.Option(help="Random seed; the same seed gives the same files.")
     ] = 2026,
@@ -243,6 +312,18 @@ def synth(
     """Generate synthetic extracts for the six agencies, with linkage ground truth."""
     from synth import generate
 
+    # Before the (long) generation, not after it: the folder must be usable.
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir} is a file, not a folder; give a folder for the extracts.")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(
+            f"cannot create the folder {out_dir} ({error.strerror}); give a folder you can "
+            "write to."
+        ) from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write in {out_dir}; give a folder you can write to.")
     summary = generate(out_dir, scale=scale, seed=seed)
     table = Table("dataset", "rows", "file")
     for dataset, path in summary.files.items():
@@ -496,14 +577,14 @@ def agreements_validate(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
 ) -> None:
     """Check an agreement file offline: its schema and its fit with the extract layouts."""
-    from agreements import AgreementError, check_against_layouts, load_agreement
+    from agreements import AgreementError, check_against_layouts
     from hub.registry import extract_layouts
 
+    agreement = _load_agreement(file)
     try:
-        agreement = check_loaded = load_agreement(file)
-        check_against_layouts(check_loaded, extract_layouts())
+        check_against_layouts(agreement, extract_layouts())
     except AgreementError as error:
-        err_console.print(f"[bold red]Invalid:[/] {error}")
+        err_console.print(f"[bold red]Invalid:[/] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(
         f"{file}: valid ({agreement.id} v{agreement.version}, {len(agreement.datasets)} datasets)."
@@ -516,41 +597,99 @@ def agreements_sign(
         Path,
         typer.Argument(exists=True, dir_okay=False, help="Agreement to sign (.yaml or .json)."),
     ],
-    key: Annotated[Path, typer.Option(help="The signer's Ed25519 private key (PEM).")],
+    key: Annotated[
+        Path,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The signer's Ed25519 private key (PEM).",
+        ),
+    ],
     party: Annotated[str, typer.Option(help="The signing party's id in the agreement.")],
-    output: Annotated[Path, typer.Option(help="Where to write the signed agreement (JSON).")],
+    output: Annotated[
+        Path, typer.Option(dir_okay=False, help="Where to write the signed agreement (JSON).")
+    ],
 ) -> None:
     """Sign an agreement as one party (Ed25519 over its RFC 8785 canonical form)."""
     from datetime import UTC, datetime
 
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from agreements import load_agreement, sign
+    from agreements import sign
     from agreements.signing import key_id_for
 
-    private_key = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    _check_folder_for(output)
+    agreement = _load_agreement(file)
+    parties = [p.id for p in agreement.parties]
+    if party not in parties:
+        raise UserError(
+            f"{party!r} is not a party to {agreement.id}; --party is one of: {', '.join(parties)}."
+        )
+    expected = (
+        "an unencrypted Ed25519 private key in PEM (e.g. from `openssl genpkey -algorithm ed25519`)"
+    )
+    try:
+        private_key = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    except TypeError:  # the key is encrypted
+        raise UserError(f"{key} is encrypted; --key needs {expected}.") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise UserError(f"{key} is not a PEM private key; --key needs {expected}.") from None
     if not isinstance(private_key, Ed25519PrivateKey):
-        err_console.print(f"{key} is not an Ed25519 private key.")
-        raise typer.Exit(1)
+        raise UserError(f"{key} is not an Ed25519 private key; --key needs {expected}.")
     signed = sign(
-        load_agreement(file),
+        agreement,
         private_key,
         party,
         key_id_for(private_key.public_key()),
         datetime.now(UTC),
     )
-    output.write_text(json.dumps(signed.model_dump(mode="json"), indent=2) + "\n")
+    try:
+        output.write_text(json.dumps(signed.model_dump(mode="json"), indent=2) + "\n")
+    except OSError as error:
+        raise UserError(
+            f"cannot write {output} ({error.strerror}); give an --output path you can write to."
+        ) from None
     console.print(f"Signed as {party}; wrote {output}.")
+
+
+def _load_agreement(file: Path) -> Agreement:
+    """Load an agreement file; a problem with it is reported as ``Invalid: ...`` (exit 1)."""
+    from agreements import AgreementError, load_agreement
+
+    try:
+        return load_agreement(file)
+    except AgreementError as error:
+        err_console.print(f"[bold red]Invalid:[/] {escape(str(error))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except RecursionError:
+        # json/yaml recurse per level of nesting; an agreement is a few levels deep.
+        err_console.print(
+            f"[bold red]Invalid:[/] {escape(file.name)}: nested too deeply to be an agreement "
+            "(an agreement is a mapping a few levels deep); check that this is the right file.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _check_folder_for(output: Path) -> None:
+    """Refuse up front a file path whose folder does not exist (before any work is done)."""
+    folder = output.parent
+    if not folder.is_dir():
+        raise UserError(
+            f"the folder {folder} does not exist; create it first (mkdir -p {folder}) or give "
+            "another path."
+        )
 
 
 # Clients ---------------------------------------------------------------------------------
 def _client_store() -> Any:
     from hub.auth.clients import ClientStore
     from hub.db import make_engine, upgrade_database
-    from hub.settings import Settings
 
-    url = Settings().resolved_database_url
+    url = load_settings().resolved_database_url
     upgrade_database(url)
     return ClientStore(make_engine(url))
 
@@ -580,7 +719,15 @@ def clients_create(
     ] = True,
 ) -> None:
     """Create a client; its secret is printed this once and never stored in clear."""
-    jwk = json.loads(public_jwk.read_text()) if public_jwk else None
+    jwk = None
+    if public_jwk is not None:
+        try:
+            jwk = json.loads(public_jwk.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError):
+            raise UserError(
+                f"{public_jwk} is not a JSON Web Key; --public-jwk takes a JSON file such as "
+                '{"kty": "OKP", "crv": "Ed25519", "x": "..."}.'
+            ) from None
     try:
         client, client_secret = _client_store().create(
             organisation=org,
@@ -669,7 +816,7 @@ def _query_body(
     if linkage:
         try:
             body["linkage"] = [json.loads(text) for text in linkage]
-        except ValueError:
+        except (ValueError, RecursionError):
             err_console.print(
                 "[bold red]--linkage takes a JSON object[/], e.g. "
                 '\'{"dataset": "school_exclusions", "days_before": 730}\''
@@ -692,7 +839,12 @@ def query(
     attribute: Annotated[
         str | None, typer.Option(help="Numeric attribute (sum/mean/quantile).")
     ] = None,
-    quantile: Annotated[float | None, typer.Option(help="Quantile in (0, 1).")] = None,
+    quantile: Annotated[
+        float | None,
+        typer.Option(
+            help="Quantile in (0, 1).", callback=finite_number(above=0, below=1, example="0.5")
+        ),
+    ] = None,
     group_by: Annotated[
         list[str] | None, typer.Option("--group-by", help="Dimension(s), repeat or comma-separate.")
     ] = None,
@@ -705,9 +857,17 @@ def query(
             "--linkage", help='JSON, e.g. {"dataset": "school_exclusions", "days_before": 730}.'
         ),
     ] = None,
-    epsilon: Annotated[float | None, typer.Option(help="Privacy loss to spend.")] = None,
+    epsilon: Annotated[
+        float | None,
+        typer.Option(help="Privacy loss to spend.", callback=finite_number(above=0, example="0.2")),
+    ] = None,
     half_width: Annotated[
-        float | None, typer.Option("--half-width", help="Target 95% half-width instead of epsilon.")
+        float | None,
+        typer.Option(
+            "--half-width",
+            help="Target 95% half-width instead of epsilon.",
+            callback=finite_number(above=0, example="10"),
+        ),
     ] = None,
     preview: Annotated[
         bool, typer.Option("--preview", help="Show the accuracy/epsilon only; spend nothing.")

@@ -173,7 +173,8 @@ def test_demo_login_prints_working_credentials(
     login = runner.invoke(app, env=env, args=["demo-login", "met-police", "data_officer"])
     assert login.exit_code == 0, login.output
     exports = dict(line.removeprefix("export ").split("=", 1) for line in login.stdout.splitlines())
-    assert set(exports) == {"HUB_CLIENT_ID", "HUB_CLIENT_SECRET"}
+    assert set(exports) == {"HUB_URL", "HUB_CLIENT_ID", "HUB_CLIENT_SECRET"}
+    assert exports.pop("HUB_URL") == hub.settings.issuer
     extract = tmp_path / "police.csv"
     extract.write_bytes(extract_csv(POLICE))
     uploaded = runner.invoke(
