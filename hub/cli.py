@@ -408,6 +408,13 @@ def _print_receipt(receipt: dict[str, Any]) -> None:
             "Issues by kind: " + ", ".join(f"{code} × {n:,}" for code, n in counts.items())
         )
     _print_issues(receipt.get("errors") or [], console, limit=20)
+    if receipt.get("rows_rejected"):
+        # Sending the corrected whole file as well would store its good rows twice.
+        console.print(
+            f"[yellow]{receipt['rows_rejected']:,} rows were not stored.[/] To send a corrected "
+            f"file instead, withdraw this upload first (hub uploads withdraw "
+            f"{receipt['upload_id']}), or send a file with only the corrected rows."
+        )
     signature = receipt.get("signature") or {}
     console.print(
         f"[dim]Signed by the hub (Ed25519, key {signature.get('key_id')}). "

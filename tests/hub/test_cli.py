@@ -43,6 +43,20 @@ def test_upload_prints_a_receipt_and_is_idempotent(
     result = runner.invoke(app, env=env, args=args)
     assert result.exit_code == 0, result.output
     assert "rows_accepted" in result.output and "Upload receipt" in result.output
+    assert "withdraw this upload first" not in result.output  # every row stored
+
+    partial = tmp_path / "police-2026-11.csv"
+    partial.write_bytes(
+        extract_csv(
+            POLICE,
+            {"police_person_id": "P3", "crime_reference": "C3"},
+            {"police_person_id": "P4", "crime_reference": "C4", "sex": "banana"},
+        )
+    )
+    some_refused = runner.invoke(app, env=env, args=[*args[:1], str(partial), *args[2:]])
+    assert some_refused.exit_code == 0, some_refused.output
+    # re-sending the corrected whole file would store its good rows twice: say what to do
+    assert "withdraw this upload first" in " ".join(some_refused.output.split())
 
     again = runner.invoke(app, env=env, args=[*args, "--json"])
     assert again.exit_code == 0, again.output
