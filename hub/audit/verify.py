@@ -70,7 +70,17 @@ def verify_export(
         index = events_read
         events_read += 1
         if index >= checkpoint.size:
-            continue  # newer than the checkpoint: not covered by it
+            # newer than the checkpoint, so not covered by it; but junk appended to an export
+            # (or a truncated copy) must not pass as "a later event"
+            try:
+                _export_leaf(line, index)
+            except VerificationFailed as failure:
+                raise VerificationFailed(
+                    f"not a valid audit event (after the {checkpoint.size} events the "
+                    f"checkpoint covers): {failure.reason}",
+                    index,
+                ) from None
+            continue
         builder.append(_export_leaf(line, index))
         _check_prefix(builder, previous, checkpoint)
     if builder.size < checkpoint.size:
@@ -124,6 +134,10 @@ def _export_leaf(line: str | bytes, index: int) -> bytes:
     except (ValueError, UnicodeDecodeError):
         raise VerificationFailed(
             "its line is not valid JSON (the export was altered)", index
+        ) from None
+    except RecursionError:
+        raise VerificationFailed(
+            "its line is nested too deeply to be an event (the export was altered)", index
         ) from None
     if not isinstance(record, dict):
         raise VerificationFailed("its line is not a JSON object", index)
