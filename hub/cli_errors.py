@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
@@ -147,6 +148,24 @@ def _settings_error(error: Exception) -> str | None:
     )
 
 
+def _database_error(error: Exception) -> str | None:
+    """A bad ``HUB_DATABASE_URL`` or an unreachable database, in one line. Only the driver's
+    own message is shown: SQLAlchemy's text can carry a statement and its parameters."""
+    from sqlalchemy import exc
+
+    if isinstance(error, exc.ArgumentError):
+        return (
+            "HUB_DATABASE_URL is not a database URL SQLAlchemy can use; give one such as "
+            "postgresql+psycopg://user@host:5432/hub, or unset it for SQLite in HUB_DATA_DIR"
+        )
+    if isinstance(error, exc.DBAPIError):
+        reason = _first_line(str(error.orig)) or type(error.orig).__name__
+        if error.statement is None:  # raised while connecting
+            return f"cannot reach the database (HUB_DATABASE_URL): {reason}"
+        return f"the database refused the operation: {reason}"
+    return None
+
+
 # The safety net -----------------------------------------------------------------------------
 def _first_line(text: str) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
@@ -172,6 +191,9 @@ def describe(error: Exception) -> str:
     settings_problem = _settings_error(error)
     if settings_problem is not None:
         return settings_problem
+    database_problem = _database_error(error)
+    if database_problem is not None:
+        return database_problem
     if isinstance(error, RecursionError):
         return (
             "the input is nested too deeply to read; check that you gave the right file "
@@ -181,7 +203,7 @@ def describe(error: Exception) -> str:
     return f"{message} ({DEBUG_VARIABLE}=1 shows where it happened)"
 
 
-_HANDLED = (UserError, OSError, ValueError, RecursionError)
+_HANDLED = (UserError, OSError, ValueError, RecursionError, SQLAlchemyError)
 
 
 class HubGroup(TyperGroup):

@@ -249,6 +249,19 @@ def test_an_invalid_setting_is_named_without_its_value(tmp_path: Path, command: 
     assert not (tmp_path / "data").exists()  # nothing was created
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("not-a-database-url", "HUB_DATABASE_URL is not a database URL"),
+        # nothing listens on port 1: the real driver fails to connect
+        ("postgresql+psycopg://nobody@127.0.0.1:1/hub", "cannot reach the database"),
+    ],
+)
+def test_a_bad_database_url_is_one_line(tmp_path: Path, url: str, says: str) -> None:
+    env = {**offline_hub_env(tmp_path), "HUB_DATABASE_URL": url}
+    assert_fails_clearly(invoke("clients", "list", env=env), says, exit_code=1)
+
+
 def test_an_invalid_setting_in_a_real_process(tmp_path: Path) -> None:
     env = {**os.environ, **offline_hub_env(tmp_path), "HUB_TOKEN_LIFETIME_SECONDS": "10"}
     env.pop("HUB_DEBUG", None)
