@@ -161,8 +161,10 @@ def _budget(s: Subject, r: Resource, c: Mapping[str, Any]) -> tuple[bool, str]:
     epsilon = c.get("epsilon")
     if not isinstance(epsilon, int | float) or epsilon <= 0:
         return False, "no positive epsilon was given"
-    ok = epsilon <= r.agreement.epsilon_per_query
-    return ok, f"epsilon {epsilon} against {r.agreement.epsilon_per_query} per query"
+    cap = r.agreement.epsilon_per_query
+    ok = epsilon <= cap
+    hint = "" if ok else f" (ask for at most {cap}, or give a wider target_half_width)"
+    return ok, f"epsilon {epsilon} against {cap} per query{hint}"
 
 
 CONDITIONS: dict[str, Condition] = {
