@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -98,6 +98,11 @@ class _ExportLines:
             yield line
 
 
+def _existing_file_option(help: str) -> Any:
+    """An option naming a file that must exist (typer checks it before the command runs)."""
+    return typer.Option(exists=True, dir_okay=False, readable=True, help=help)
+
+
 @audit_app.command("verify")
 def verify(
     export: Annotated[
@@ -110,31 +115,14 @@ def verify(
         ),
     ] = None,
     checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help="The signed checkpoint (note) you kept.",
-        ),
+        Path | None, _existing_file_option("The signed checkpoint (note) you kept.")
     ] = None,
     previous: Annotated[
-        Path | None,
-        typer.Option(
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help="An older checkpoint: the log must extend it.",
-        ),
+        Path | None, _existing_file_option("An older checkpoint: the log must extend it.")
     ] = None,
     public_key: Annotated[
         Path | None,
-        typer.Option(
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help="The hub's audit key: verifier key (GET /v1/audit/key) or PEM.",
-        ),
+        _existing_file_option("The hub's audit key: verifier key (GET /v1/audit/key) or PEM."),
     ] = None,
     origin: Annotated[
         str | None, typer.Option(help="Expected origin (default: the verifier key's name).")
