@@ -34,6 +34,7 @@ from typing import Literal
 import polars as pl
 
 from adapters.dates import fill_slow_dates, iso_date_expr, iso_datetime_expr
+from adapters.readers import column_position
 from adapters.schema import ExtractSchema, FieldSpec, load_schemas
 from privacy import normalise
 
@@ -110,12 +111,7 @@ class RowIssue:
 
 def column_label(position: int) -> str:
     """A 1-based column position as users see it in a spreadsheet: ``column 3 (C)``."""
-    letters = ""
-    rest = position
-    while rest > 0:
-        rest, digit = divmod(rest - 1, 26)
-        letters = chr(ord("A") + digit) + letters
-    return f"column {position} ({letters})"
+    return f"column {column_position(position)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,11 @@ and audited (DEVELOPERS.md, promise 1).
 CSV is streamed from the request body, one batch of records at a time, and parsed by polars,
 so memory stays flat whatever the file size; the source only needs a ``read()`` method (a pipe
 fed from an HTTP body is not seekable). Workbooks and Parquet files need random access, so they
-are read from memory. pyarrow is never imported here: it alone costs a hub ~80 MB of memory.
+are read from memory, and both are compressed: a small upload can unpack to gigabytes. Each is
+checked before it is decoded and refused (``workbook_too_large``, ``parquet_too_large``) when it
+would unpack to more than a real extract does; what is decoded comes out in batches bounded in
+rows and in text. pyarrow is imported only to read Parquet: it alone costs a hub ~80 MB of
+memory, which CSV and workbook uploads never pay.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import csv
 import datetime as dt
 import io
 import itertools
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
@@ -37,6 +42,18 @@ _DELIMITERS = (",", ";", "\t", "|")
 _ZIP_MAGIC = b"PK\x03\x04"
 _PARQUET_MAGIC = b"PAR1"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls / .doc
+
+# The most a compressed upload may unpack to (open_table's ``max_unpacked_bytes``): a
+# workbook's parts, and the cell text a workbook or Parquet file decodes to. The biggest honest
+# workbook, a full sheet of 1,048,576 rows x 40 columns, is ~2 GiB of sheet XML (~48 bytes a
+# cell in openpyxl's output) holding ~1 GiB of text; 4 GiB leaves room for long cells and is
+# twice the CSV the hub accepts by default (max_upload_bytes, 2 GiB).
+MAX_UNPACKED_BYTES = 4 * 1024**3
+# A workbook or Parquet batch is cut early once its cells hold this much text. Compression
+# stores a repeated value once (a shared string, a dictionary entry), so a few kilobytes can
+# put one long value in every row, and a batch of batch_rows rows would copy it that often.
+# Honest batches (16,384 rows x 40 cells of ~20 characters: ~13 MB) never reach it.
+_MAX_BATCH_TEXT = 32 * 1024**2
 
 
 class ReadError(Exception):
@@ -71,6 +88,11 @@ def normalise_header(name: str) -> str:
 
 
 def _check_header(raw: list[str], max_columns: int) -> list[str]:
+    """Normalised names, or a ReadError that names columns by position only.
+
+    When a file has no header row its first data row is read as the header, so header cells
+    may be names or dates of birth: never quote them (promise 1).
+    """
     if len(raw) > max_columns:
         raise ReadError(
             "too_many_columns",
@@ -82,19 +104,31 @@ def _check_header(raw: list[str], max_columns: int) -> list[str]:
         if not name:
             raise ReadError(
                 "empty_header",
-                f"column {position} has no name in the header row; "
-                "give every column a name from the extract layout",
+                f"column {column_position(position)} has no name in the header; give every column "
+                "its name from the extract layout (the first row must be the header)",
             )
-    seen: set[str] = set()
-    for name in names:
-        # header names are layout names, not data, so they can be quoted back
-        if name in seen:
+    first_seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in first_seen:
             raise ReadError(
                 "duplicate_header",
-                f"the header names column {name!r} more than once; keep one of them",
+                f"columns {column_position(first_seen[name])} and {column_position(position)} "
+                "have the same name in the header (ignoring case and spaces); keep one of them, "
+                "or if the first row is data rather than the header, add the header row from "
+                "the extract layout",
             )
-        seen.add(name)
+        first_seen[name] = position
     return names
+
+
+def column_position(position: int) -> str:
+    """``3`` → ``"3 (C)"``, ``28`` → ``"28 (AB)"``: a 1-based column as a spreadsheet shows it."""
+    letters = ""
+    rest = position
+    while rest > 0:
+        rest, digit = divmod(rest - 1, 26)
+        letters = chr(ord("A") + digit) + letters
+    return f"{position} ({letters})"
 
 
 def _tidy(
@@ -588,22 +622,145 @@ def _cell_text(value: Any) -> str | None:
     return str(value)
 
 
-def _open_xlsx(data: bytes, *, batch_rows: int, max_columns: int) -> Table:
+# Workbook limits, checked against the zip directory before openpyxl inflates any of it.
+# zipfile never inflates an entry past the size the directory declares (it stops there and the
+# CRC check fails), so declared sizes are upper bounds that can be trusted.
+_ZIP_DIRECTORY_ENTRY = b"PK\x01\x02"
+_MAX_WORKBOOK_ENTRIES = 10_000  # Excel writes a few dozen parts; zipfile keeps ~0.5 KB a part
+# Sheet XML deflates 10-16:1 (measured on openpyxl's output, identical rows included); 100:1 is
+# Apache POI's zip-bomb threshold. Small parts (styles, themes) may compress better harmlessly.
+_MAX_COMPRESSION_RATIO = 100
+_RATIO_CHECKED_ABOVE = 16 * 1024**2
+# openpyxl streams the worksheets but reads every other part whole: the shared strings become
+# one list of str (~2.5x their XML), styles and relationships a tree. 256 MiB of shared strings
+# is ~8 million distinct cell values, more than a full sheet of names and references holds.
+_MAX_WHOLE_PART_BYTES = 256 * 1024**2
+# Excel's own limit. openpyxl fills a gap in row numbers one empty row at a time (a row numbered
+# 10**12 would take hours to reach) and keeps a little of every row it reads.
+_MAX_SHEET_ROWS = 1_048_576
+
+
+def _describe_bytes(size: int) -> str:
+    if size >= 1024**3 and size % 1024**3 == 0:
+        return f"{size // 1024**3} GiB"
+    if size >= 1024**2 and size % 1024**2 == 0:
+        return f"{size // 1024**2} MiB"
+    return f"{size:,} bytes"
+
+
+def _workbook_too_large(problem: str, advice: str = "export the extract as CSV UTF-8") -> ReadError:
+    return ReadError("workbook_too_large", f"{problem}; {advice}")
+
+
+def _unreadable_workbook(what: str = "the file could not be opened") -> ReadError:
+    return ReadError(
+        "unreadable_workbook",
+        f"{what} as an Excel .xlsx workbook; save it again as .xlsx (Excel Workbook) "
+        "or export it as CSV UTF-8",
+    )
+
+
+def _is_worksheet(name: str) -> bool:
+    name = name.lower()
+    return name.startswith("xl/worksheets/") and name.endswith(".xml")
+
+
+def _check_workbook_archive(data: bytes, max_unpacked_bytes: int) -> None:
+    """Refuse a workbook that unpacks to more than any real extract (see the limits above)."""
+    # zipfile makes an object for every directory entry as it opens an archive, and every
+    # entry it accepts starts with this signature: counting them needs no trust in the file
+    if data.count(_ZIP_DIRECTORY_ENTRY) > _MAX_WORKBOOK_ENTRIES:
+        raise _workbook_too_large(
+            f"the workbook has more than {_MAX_WORKBOOK_ENTRIES:,} parts, far more than Excel "
+            "writes",
+            "save the extract sheet as a new workbook, or export it as CSV UTF-8",
+        )
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+    except Exception:
+        raise _unreadable_workbook() from None
+    total = 0
+    for entry in entries:
+        size = entry.file_size
+        total += size
+        if size > _RATIO_CHECKED_ABOVE and size > _MAX_COMPRESSION_RATIO * entry.compress_size:
+            raise _workbook_too_large(
+                f"part of the workbook is compressed more than {_MAX_COMPRESSION_RATIO} to 1, "
+                "which real workbooks never are (it may be padded to exhaust memory)",
+                "save the extract again from Excel as a new workbook, or export it as CSV UTF-8",
+            )
+        if size > _MAX_WHOLE_PART_BYTES and not _is_worksheet(entry.filename):
+            raise _workbook_too_large(
+                "a part of the workbook other than its worksheets (such as the table of text "
+                f"its cells share) unpacks to more than {_describe_bytes(_MAX_WHOLE_PART_BYTES)}"
+            )
+    if total > max_unpacked_bytes:
+        raise _workbook_too_large(
+            f"the workbook unpacks to more than {_describe_bytes(max_unpacked_bytes)}",
+            "split the extract into smaller uploads, or export it as CSV UTF-8",
+        )
+
+
+class _TextBudget:
+    """The cell text an upload has decoded so far, refused once it passes ``limit``.
+
+    Bounds what a few kilobytes can expand to through a value stored once and referenced from
+    every row (a shared string, a Parquet dictionary entry): ``_MAX_BATCH_TEXT`` bounds the
+    memory that takes, this the time.
+    """
+
+    def __init__(self, limit: int, refusal: Callable[[int], ReadError]) -> None:
+        self._limit = limit
+        self._refusal = refusal
+        self._spent = 0
+
+    def spend(self, size: int) -> None:
+        self._spent += size
+        if self._spent > self._limit:
+            raise self._refusal(self._limit)
+
+
+def _workbook_text_refusal(limit: int) -> ReadError:
+    return _workbook_too_large(
+        f"the workbook's cells hold more than {_describe_bytes(limit)} of text",
+        "split the extract into smaller uploads, or export it as CSV UTF-8",
+    )
+
+
+def _sheet_rows(sheet: Any) -> Iterator[tuple[Any, ...]]:
+    """The worksheet's rows as values, refused past Excel's row limit.
+
+    openpyxl's own errors are replaced: they can quote a cell (``could not convert string to
+    float: '...'``).
+    """
+    try:
+        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+            if number > _MAX_SHEET_ROWS:
+                raise _workbook_too_large(
+                    f"the first worksheet has more than {_MAX_SHEET_ROWS:,} rows, more than "
+                    "Excel allows",
+                    "save the extract again from Excel, or export it as CSV UTF-8",
+                )
+            yield row
+    except ReadError:
+        raise
+    except Exception:
+        raise _unreadable_workbook("part of the first worksheet could not be read") from None
+
+
+def _open_xlsx(data: bytes, *, batch_rows: int, max_columns: int, max_unpacked_bytes: int) -> Table:
     import openpyxl  # imported lazily: only workbook uploads need it
 
+    _check_workbook_archive(data, max_unpacked_bytes)
     try:
         # data_only=False: a formula cell reads as its "=..." text, so validation can flag it
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
     except Exception:
-        raise ReadError(
-            "unreadable_workbook",
-            "the file could not be opened as an Excel .xlsx workbook; save it again as .xlsx "
-            "(Excel Workbook) or export it as CSV UTF-8",
-        ) from None
+        raise _unreadable_workbook() from None
     if not workbook.worksheets:
         raise ReadError("empty_file", "the workbook has no worksheets")
-    sheet = workbook.worksheets[0]
-    rows = sheet.iter_rows(values_only=True)
+    rows = _sheet_rows(workbook.worksheets[0])
     header: list[Any] | None = None
     for row in rows:
         if any(cell is not None and str(cell).strip() for cell in row):
@@ -617,30 +774,38 @@ def _open_xlsx(data: bytes, *, batch_rows: int, max_columns: int) -> Table:
     width = len(names)
 
     def frames() -> Iterator[pl.DataFrame]:
+        budget = _TextBudget(max_unpacked_bytes, _workbook_text_refusal)
         columns: list[list[str | None]] = [[] for _ in range(width)]
-        count = 0
+        count = text = 0
         row_number = 1
-        for row in rows:
-            row_number += 1
-            cells = [_cell_text(cell) for cell in row]
-            if not any(cell is not None and cell.strip() for cell in cells):
-                continue
-            if len(cells) > width and any(c is not None and c.strip() for c in cells[width:]):
-                raise ReadError(
-                    "ragged_row",
-                    f"row {row_number} has values beyond the last named column; "
-                    "name every column in the header row or delete the extra cells",
-                )
-            for index in range(width):
-                columns[index].append(cells[index] if index < len(cells) else None)
-            count += 1
-            if count == batch_rows:
+        try:
+            for row in rows:
+                row_number += 1
+                cells = [_cell_text(cell) for cell in row]
+                if not any(cell is not None and cell.strip() for cell in cells):
+                    continue
+                if len(cells) > width and any(c is not None and c.strip() for c in cells[width:]):
+                    raise ReadError(
+                        "ragged_row",
+                        f"row {row_number} has values beyond the last named column; "
+                        "name every column in the header row or delete the extra cells",
+                    )
+                size = 0
+                for index in range(width):
+                    cell = cells[index] if index < len(cells) else None
+                    columns[index].append(cell)
+                    size += len(cell) if cell is not None else 0
+                budget.spend(size)
+                text += size
+                count += 1
+                if count == batch_rows or text >= _MAX_BATCH_TEXT:
+                    yield _tidy(_string_frame(names, columns), names)
+                    columns = [[] for _ in range(width)]
+                    count = text = 0
+            if count:
                 yield _tidy(_string_frame(names, columns), names)
-                columns = [[] for _ in range(width)]
-                count = 0
-        if count:
-            yield _tidy(_string_frame(names, columns), names)
-        workbook.close()
+        finally:
+            workbook.close()
 
     return _require_rows(names, frames())
 
@@ -657,7 +822,176 @@ def _string_frame(names: list[str], columns: list[list[str | None]]) -> pl.DataF
 # ----------------------------------------------------------------------------------- parquet
 
 
-def _parquet_column_text(name: str, dtype: pl.DataType) -> pl.Expr:
+# pyarrow streams batch_rows rows at a time whatever the row-group size (polars decodes a whole
+# row group: 20 million identical rows took 2.5 GB), but it inflates a whole page at once, one
+# page per column plus the column's dictionary page. Writers cut pages at ~1 MiB (pyarrow,
+# polars, Spark, DuckDB), so a 40-column extract holds ~40 MiB of pages; zstd packs a page of
+# a gigabyte of one repeated value into kilobytes. Page sizes are read from the page headers,
+# which pyarrow allocates by, not from the footer's totals, which nothing checks.
+_MAX_PARQUET_PAGE_BYTES = 256 * 1024**2  # pages held at once: a row group's columns together
+_MAX_PARQUET_PAGES = 1_000_000  # honest files have thousands; each header costs microseconds
+_MAX_PAGE_HEADER_BYTES = 16 * 1024**2  # pyarrow's own limit on a page header
+_DICTIONARY_PAGE = 2  # Parquet's PageType.DICTIONARY_PAGE
+
+
+class _BadThrift(Exception):
+    """A page header that is not Thrift compact protocol (a damaged file)."""
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while shift < 64:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+    raise _BadThrift
+
+
+def _zigzag(value: int) -> int:
+    return (value >> 1) ^ -(value & 1)
+
+
+def _skip_thrift(data: bytes, position: int, kind: int, limit: int, depth: int) -> int:
+    """The position after a compact-protocol value of type ``kind`` (a list's booleans are a
+    byte each; a field's are in its header, so ``kind`` 1 and 2 are never skipped here)."""
+    if depth > 16 or position > limit:
+        raise _BadThrift
+    if kind in (1, 2, 3):
+        return position + 1
+    if kind in (4, 5, 6):
+        return _varint(data, position)[1]
+    if kind == 7:
+        return position + 8
+    if kind == 8:
+        length, position = _varint(data, position)
+        return position + length
+    if kind in (9, 10):  # list, set: size and element type in one byte, or a varint after it
+        header = data[position]
+        position += 1
+        size, element = header >> 4, header & 0x0F
+        if size == 15:
+            size, position = _varint(data, position)
+        if size > limit - position:  # every element takes at least a byte
+            raise _BadThrift
+        for _ in range(size):
+            position = _skip_thrift(data, position, element, limit, depth + 1)
+        return position
+    if kind == 11:  # map
+        size, position = _varint(data, position)
+        if not size:
+            return position
+        if size > limit - position:
+            raise _BadThrift
+        types = data[position]
+        position += 1
+        for _ in range(size):
+            position = _skip_thrift(data, position, types >> 4, limit, depth + 1)
+            position = _skip_thrift(data, position, types & 0x0F, limit, depth + 1)
+        return position
+    if kind == 12:
+        return _thrift_struct(data, position, limit, depth + 1, {})[1]
+    raise _BadThrift
+
+
+def _thrift_struct(
+    data: bytes, position: int, limit: int, depth: int, wanted: dict[int, int]
+) -> tuple[dict[int, int], int]:
+    """Read a struct; return the values of its i32 fields whose ids are in ``wanted`` (which
+    is filled in) and the position after it."""
+    field = 0
+    while True:
+        if position > limit:
+            raise _BadThrift
+        byte = data[position]
+        position += 1
+        kind = byte & 0x0F
+        if kind == 0:
+            return wanted, position
+        if byte >> 4:
+            field += byte >> 4
+        else:
+            raw, position = _varint(data, position)
+            field = _zigzag(raw)
+        if kind == 5 and field in wanted:
+            raw, position = _varint(data, position)
+            wanted[field] = _zigzag(raw)
+        elif kind not in (1, 2):  # a boolean field's value is its type
+            position = _skip_thrift(data, position, kind, limit, depth)
+
+
+def _page_header(data: bytes, position: int) -> tuple[int, int, int, int]:
+    """(page type, uncompressed size, compressed size, position after the header) of the
+    Parquet page header at ``position``."""
+    limit = min(len(data), position + _MAX_PAGE_HEADER_BYTES)
+    fields, position = _thrift_struct(data, position, limit, 0, {1: -1, 2: -1, 3: -1})
+    kind, uncompressed, compressed = fields[1], fields[2], fields[3]
+    if kind < 0 or uncompressed < 0 or compressed < 0 or position > limit:
+        raise _BadThrift
+    return kind, uncompressed, compressed, position
+
+
+def _check_parquet_pages(data: bytes, metadata: Any) -> None:
+    """Refuse a file whose pages would inflate to more than the limits above allow."""
+    pages = 0
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        held = 0
+        for column in range(row_group.num_columns):
+            chunk = row_group.column(column)
+            # where pyarrow starts reading a column chunk (the dictionary page comes first)
+            position = chunk.data_page_offset
+            if chunk.has_dictionary_page and 0 < (chunk.dictionary_page_offset or 0) < position:
+                position = chunk.dictionary_page_offset
+            if position < 0:
+                raise _BadThrift
+            end = min(position + chunk.total_compressed_size, len(data))
+            dictionary = largest = 0
+            while position < end:
+                kind, size, compressed, position = _page_header(data, position)
+                position += compressed
+                pages += 1
+                if kind == _DICTIONARY_PAGE:
+                    dictionary = max(dictionary, size)
+                else:
+                    largest = max(largest, size)
+            if pages > _MAX_PARQUET_PAGES:
+                raise _parquet_too_large(
+                    f"has more than {_MAX_PARQUET_PAGES:,} pages, far more than writers make"
+                )
+            held += dictionary + largest
+        if held > _MAX_PARQUET_PAGE_BYTES:
+            raise _parquet_too_large(
+                f"has pages that inflate to more than {_describe_bytes(_MAX_PARQUET_PAGE_BYTES)} "
+                "at once"
+            )
+
+
+def _parquet_too_large(problem: str) -> ReadError:
+    return ReadError(
+        "parquet_too_large",
+        f"the Parquet file {problem}; write it again with the writer's default page and "
+        "row-group sizes (pyarrow, polars), or export the extract as CSV UTF-8",
+    )
+
+
+def _parquet_text_refusal(limit: int) -> ReadError:
+    return ReadError(
+        "parquet_too_large",
+        f"the Parquet file holds more than {_describe_bytes(limit)} of text; split the "
+        "extract into smaller uploads, or export it as CSV UTF-8",
+    )
+
+
+def _unreadable_parquet(what: str = "the file could not be read") -> ReadError:
+    return ReadError(
+        "unreadable_parquet", f"{what} as Parquet; write it again or export it as CSV UTF-8"
+    )
+
+
+def _parquet_column_text(name: str, dtype: pl.DataType, position: int) -> pl.Expr:
     expr = pl.col(name)
     if dtype == pl.Datetime:
         return expr.dt.to_string("%Y-%m-%dT%H:%M:%S")
@@ -671,36 +1005,134 @@ def _parquet_column_text(name: str, dtype: pl.DataType) -> pl.Expr:
             .otherwise(expr.cast(pl.String))
         )
     if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
-        raise ReadError(
-            "unsupported_column_type",
-            f"column {name!r} is not plain text, number, date or boolean; "
-            "write it as a string column",
-        )
+        raise _unsupported_column(position)
     return expr.cast(pl.String)
 
 
-def _open_parquet(data: bytes, *, batch_rows: int, max_columns: int) -> Table:
+def _unsupported_column(position: int) -> ReadError:
+    # by position: a column's name may be a value when the file was written without a header
+    return ReadError(
+        "unsupported_column_type",
+        f"column {column_position(position)} is not plain text, number, date or boolean; "
+        "write it as a string column",
+    )
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _parquet_texts(arrow_schema: Any) -> list[pl.Expr]:
+    """Per column, the expression that turns it into text (dictionaries are decoded first)."""
+    import pyarrow as pa
+
+    texts = []
+    for position, field in enumerate(arrow_schema, start=1):
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        try:
+            empty = pl.from_arrow(pa.array([], type=kind))
+        except Exception:
+            raise _unsupported_column(position) from None
+        assert isinstance(empty, pl.Series)  # an array always converts to a series
+        texts.append(_parquet_column_text(field.name, empty.dtype, position))
+    return texts
+
+
+def _parquet_batch_rows(probe: Any, group: int, text_columns: list[str], batch_rows: int) -> int:
+    """How many rows of row group ``group`` a batch may hold.
+
+    A dictionary page stores each value once and the data pages repeat it by index, so one long
+    value can fill every row of a batch. ``probe`` reads text columns as dictionaries: its first
+    row brings each column's whole dictionary page, whose longest value bounds that column.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not text_columns:
+        return batch_rows
+    first = next(
+        probe.iter_batches(
+            batch_size=1, row_groups=[group], columns=text_columns, use_threads=False
+        ),
+        None,
+    )
+    widest = 0
+    for column in first.columns if first is not None else []:
+        if pa.types.is_dictionary(column.type) and len(column.dictionary):
+            widest += pc.max(pc.binary_length(column.dictionary)).as_py() or 0
+    return max(1, min(batch_rows, _MAX_BATCH_TEXT // max(widest, 1)))
+
+
+def _decoded(batch: Any) -> Any:
+    """``batch`` with its dictionary columns decoded, so text reaches polars as String (not
+    Categorical); ``_parquet_batch_rows`` sized the batch so the decoded text fits."""
+    import pyarrow as pa
+
+    if not any(pa.types.is_dictionary(column.type) for column in batch.columns):
+        return batch
+    columns = [
+        column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
+        for column in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _text_bytes(batch: Any) -> int:
+    import pyarrow.compute as pc
+
+    return sum(
+        pc.sum(pc.binary_length(column)).as_py() or 0
+        for column in batch.columns
+        if _is_text(column.type)
+    )
+
+
+def _open_parquet(
+    data: bytes, *, batch_rows: int, max_columns: int, max_unpacked_bytes: int
+) -> Table:
+    # imported here: pyarrow alone costs ~80 MB, which only Parquet uploads should pay
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
-        schema = pl.read_parquet_schema(io.BytesIO(data))
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        arrow_schema = parquet.schema_arrow
     except Exception:
-        raise ReadError(
-            "unreadable_parquet",
-            "the file could not be read as Parquet; write it again or export it as CSV UTF-8",
-        ) from None
-    names = _check_header(list(schema), max_columns)
-    texts = [_parquet_column_text(name, dtype) for name, dtype in schema.items()]
+        raise _unreadable_parquet() from None
+    names = _check_header(list(arrow_schema.names), max_columns)
+    texts = _parquet_texts(arrow_schema)
+    text_columns = [field.name for field in arrow_schema if _is_text(field.type)]
+    try:
+        _check_parquet_pages(data, parquet.metadata)
+        probe = pq.ParquetFile(pa.BufferReader(data), read_dictionary=text_columns)
+    except ReadError:
+        raise
+    except Exception:  # a damaged page header (_BadThrift, IndexError) or footer
+        raise _unreadable_parquet() from None
 
     def frames() -> Iterator[pl.DataFrame]:
+        budget = _TextBudget(max_unpacked_bytes, _parquet_text_refusal)
         try:
-            # streamed: memory holds a few batches, not the decoded file
-            for frame in pl.scan_parquet(io.BytesIO(data)).collect_batches(chunk_size=batch_rows):
-                if frame.height:
-                    yield _tidy(frame.select(texts), names)
+            # streamed: memory holds a batch and a page per column, whatever the row groups
+            for group in range(parquet.metadata.num_row_groups):
+                rows = _parquet_batch_rows(probe, group, text_columns, batch_rows)
+                for batch in parquet.iter_batches(
+                    batch_size=rows, row_groups=[group], use_threads=False
+                ):
+                    batch = _decoded(batch)
+                    budget.spend(_text_bytes(batch))
+                    frame = pl.from_arrow(batch)
+                    assert isinstance(frame, pl.DataFrame)  # a record batch converts to a frame
+                    if frame.height:
+                        yield _tidy(frame.select(texts), names)
+        except ReadError:
+            raise
         except Exception:
-            raise ReadError(
-                "unreadable_parquet",
-                "part of the Parquet file could not be read; write it again",
-            ) from None
+            raise _unreadable_parquet("part of the file could not be read") from None
 
     return _require_rows(names, frames())
 
@@ -730,14 +1162,20 @@ def open_table(
     *,
     batch_rows: int = 16_384,
     max_columns: int = 1_000,
+    max_unpacked_bytes: int = MAX_UNPACKED_BYTES,
 ) -> Table:
     """Open an upload by its file name's extension, after checking the bytes agree with it.
 
     Raises ``ReadError`` for any file-level problem (format, encoding, header, ragged rows);
-    ragged rows and encoding errors found later in a CSV are raised while iterating batches.
+    ragged rows and encoding errors found later in a CSV are raised while iterating batches,
+    as is a workbook or Parquet file whose cells decode to more than ``max_unpacked_bytes``
+    of text (a workbook whose parts unpack to more is refused up front). A CSV is not
+    compressed, so the limit does not apply to it.
     """
     if batch_rows < 1:
         raise ValueError("batch_rows must be positive")
+    if max_unpacked_bytes < 1:
+        raise ValueError("max_unpacked_bytes must be positive")
     extension = _extension(filename)
     if extension not in ACCEPTED_EXTENSIONS:
         raise ReadError(
@@ -775,10 +1213,17 @@ def open_table(
                 "the file is named .xlsx but is not an Excel workbook; "
                 "save it as .xlsx (Excel Workbook) or export it as CSV UTF-8",
             )
-        return _open_xlsx(data, batch_rows=batch_rows, max_columns=max_columns)
+        return _open_xlsx(
+            data,
+            batch_rows=batch_rows,
+            max_columns=max_columns,
+            max_unpacked_bytes=max_unpacked_bytes,
+        )
     if not magic.startswith(_PARQUET_MAGIC):
         raise ReadError(
             "wrong_format",
             "the file is named .parquet but is not a Parquet file; write it again as Parquet",
         )
-    return _open_parquet(data, batch_rows=batch_rows, max_columns=max_columns)
+    return _open_parquet(
+        data, batch_rows=batch_rows, max_columns=max_columns, max_unpacked_bytes=max_unpacked_bytes
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import zipfile
 
 import openpyxl
 import polars as pl
@@ -339,6 +340,89 @@ def test_header_with_ten_thousand_columns_is_refused() -> None:
 )
 def test_bad_header_names(header: str, code: str) -> None:
     assert refused(f"{header}\n1,2,3\n".encode()).code == code
+
+
+def test_a_data_row_read_as_the_header_is_not_quoted_when_it_repeats_a_value() -> None:
+    # no header row: the first record is read as the header, and its two equal dates
+    # are duplicate "names"; the message must name the columns, not the dates
+    error = refused(b"2008-03-14,Amara,Okafor,2008-03-14\n2009-01-02,Zoe,Ng,2009-01-02\n")
+    assert error.code == "duplicate_header"
+    assert "columns 1 (A) and 4 (D) have the same name" in error.message
+    assert "2008" not in error.message
+    assert "Amara" not in error.message
+
+
+def test_duplicate_header_names_past_column_z_are_lettered_as_in_a_spreadsheet() -> None:
+    header = ",".join([f"c{i}" for i in range(1, 27)] + ["Okafor", " OKAFOR "])
+    error = refused(f"{header}\n{','.join(['1'] * 28)}\n".encode())
+    assert "columns 27 (AA) and 28 (AB) have the same name" in error.message
+    assert "okafor" not in error.message.lower()
+
+
+def test_an_empty_header_cell_is_named_by_position_not_by_its_neighbours() -> None:
+    error = refused(b"Amara,,Okafor\n1,2,3\n")
+    assert error.code == "empty_header"
+    assert "column 2 (B) has no name" in error.message
+    assert "Amara" not in error.message
+    assert "Okafor" not in error.message
+
+
+def test_a_workbook_without_a_header_row_is_not_quoted_either() -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["Amara", dt.date(2008, 3, 14), "N1 9GU", dt.date(2008, 3, 14)])
+    sheet.append(["René", dt.date(2009, 1, 2), "E8 1DY", dt.date(2009, 1, 2)])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    error = refused(buffer.getvalue(), "extract.xlsx")
+    assert error.code == "duplicate_header"
+    assert "columns 2 (B) and 4 (D)" in error.message
+    for value in ("2008", "Amara", "N1 9GU"):
+        assert value not in error.message
+
+
+@pytest.mark.parametrize(
+    ("names", "code", "position"),
+    [
+        (["Okafor", "n", "OKAFOR "], "duplicate_header", "columns 1 (A) and 3 (C)"),
+        (["n", "Amara Okafor"], "unsupported_column_type", "column 2 (B)"),
+    ],
+)
+def test_parquet_column_names_are_not_quoted(names: list[str], code: str, position: str) -> None:
+    # a frame written without a header can carry values as its column names
+    arrays = [pa.array(["x"]) for _ in names]
+    if code == "unsupported_column_type":
+        arrays[-1] = pa.array([[1, 2]])
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_arrays(arrays, names=names), buffer)
+    error = refused(buffer.getvalue(), "extract.parquet")
+    assert error.code == code
+    assert position in error.message
+    assert "okafor" not in error.message.lower()
+
+
+def test_a_workbook_cell_openpyxl_cannot_read_is_not_quoted() -> None:
+    # a number cell holding text: openpyxl's error quotes it ("could not convert ... 'Amara'")
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["forename", "age"])
+    sheet.append(["x", 15])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    damaged = io.BytesIO()
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            part = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                part = part.replace(b"<v>15</v>", b"<v>Amara Okafor</v>")
+                assert b"Amara Okafor" in part
+            target.writestr(info.filename, part)
+    error = refused(damaged.getvalue(), "extract.xlsx")
+    assert error.code == "unreadable_workbook"
+    assert "Amara" not in str(error)
 
 
 def test_reading_a_csv_does_not_import_pyarrow() -> None:

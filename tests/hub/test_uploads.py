@@ -98,6 +98,20 @@ def test_withdrawal_deletes_the_rows_and_keeps_a_signed_receipt(
     assert [r["status"] for r in listed] == ["withdrawn", "stored"]
 
 
+def test_a_withdrawal_reason_holding_an_identifier_is_refused_without_repeating_it(
+    client: TestClient, hub: Hub
+) -> None:
+    receipt = post_extract(client, police_csv(2)).json()
+    reason = "row 2 was Aisha Georgiou DOB 1955-03-08 NHS 9994250310"
+    refused = client.post(f"/v1/uploads/{receipt['upload_id']}/withdraw", json={"reason": reason})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "identifier_in_text"
+    assert "1955" not in refused.text and "9994250310" not in refused.text
+    assert stored_counts(hub.engine) == (1, 2, 2)  # nothing withdrawn
+    upload = client.get(f"/v1/uploads/{receipt['upload_id']}").json()
+    assert upload["status"] == "stored" and "withdrawal_reason" not in upload
+
+
 def test_every_kept_attribute_is_stored_and_each_row_holds_those_queries_read(
     client: TestClient, hub: Hub
 ) -> None:
@@ -231,12 +245,32 @@ def test_bad_files_are_refused_whole(
     assert stored_counts(hub.engine) == (0, 0, 0), name
 
 
-def test_an_unknown_column_is_named_in_the_refusal(client: TestClient, hub: Hub) -> None:
+def test_an_unknown_column_is_named_by_position_in_the_refusal(
+    client: TestClient, hub: Hub
+) -> None:
     header, *rows = police_csv(2).decode().splitlines()
+    position = len(header.split(",")) + 1
     data = "\n".join([header + ",shoe_size", *(row + ",9" for row in rows)]).encode()
     response = post_extract(client, data)
     assert response.status_code == 422
-    assert "shoe_size" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert f"column {position} (" in error["message"]
+    # header text is never repeated: without a header row it would be a record's identifiers
+    assert "shoe_size" not in response.text
+    assert stored_counts(hub.engine) == (0, 0, 0)
+
+
+def test_a_file_without_a_header_row_is_refused_without_repeating_its_values(
+    client: TestClient, hub: Hub
+) -> None:
+    _, *rows = police_csv(3).decode().splitlines()
+    response = post_extract(client, "\n".join(rows).encode())
+    assert response.status_code == 422
+    # the reader (two cells of the record are equal) or the adapter refuses it
+    assert response.json()["error"]["code"] in {"duplicate_header", "columns_rejected"}
+    for value in rows[0].split(","):
+        if len(value) > 3:  # codes like "m" or "00" appear in any message
+            assert value.lower() not in response.text.lower(), value
     assert stored_counts(hub.engine) == (0, 0, 0)
 
 
@@ -288,6 +322,24 @@ def test_unknown_agreement_dataset_and_inactive_agreements_are_refused(
     suspended = post_extract(client, data)
     assert suspended.status_code == 403
     assert f"{AGREEMENT} is suspended" in suspended.json()["error"]["message"]
+    assert stored_counts(hub.engine) == (0, 0, 0)
+
+
+def test_a_multipart_boundary_longer_than_the_parser_takes_is_a_400(
+    client: TestClient, hub: Hub
+) -> None:
+    boundary = "b" * 500
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"e.csv\""
+        f"\r\n\r\n"
+    ).encode() + police_csv(2) + f"\r\n--{boundary}--\r\n".encode()
+    response = client.post(
+        f"/v1/agreements/{AGREEMENT}/datasets/{POLICE}/uploads",
+        content=body,
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "malformed_multipart"
     assert stored_counts(hub.engine) == (0, 0, 0)
 
 
