@@ -34,8 +34,8 @@ from typing import Literal
 import polars as pl
 
 from adapters.dates import fill_slow_dates, iso_date_expr, iso_datetime_expr
-from adapters.readers import column_position
 from adapters.schema import ExtractSchema, FieldSpec, load_schemas
+from adapters.tables import column_position
 from privacy import normalise
 
 Severity = Literal["error", "warning"]

@@ -298,7 +298,7 @@ def test_parquet_named_csv_and_csv_named_xlsx() -> None:
 
 
 def test_unknown_extension_lists_the_accepted_ones() -> None:
-    error = refused(b"a,b\n1,2\n", "extract.ods")
+    error = refused(b"a,b\n1,2\n", "extract.pdf")
     assert error.code == "unsupported_format"
     for extension in (".csv", ".xlsx", ".parquet"):
         assert extension in error.message
@@ -469,3 +469,111 @@ def test_a_quote_never_closed_is_refused_without_reading_the_rest_of_the_file() 
     assert "row 7 " in refusal.value.message  # header row 1, five good rows, then row 7
     assert "Amara" not in refusal.value.message
     assert source.taken < 32 * 1024 * 1024, "the reader must stop near the record size limit"
+
+
+# ------------------------------------------------------------------ what spreadsheets add
+
+
+@pytest.mark.parametrize("delimiter", [";", ",", "|", "\t"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_excel_delimiter_hint_line_is_skipped_and_obeyed(delimiter: str, newline: str) -> None:
+    # Excel writes "sep=;" first when asked to; a comma inside a cell must stay in the cell
+    rows = [["Forename", "Surname"], ["Amara", "Okafor, Jr"], ["René", "Ní Bhriain"]]
+    if delimiter == ",":
+        rows[1][1] = "Okafor Jr"
+    lines = [f"sep={delimiter}", *(delimiter.join(row) for row in rows)]
+    frame = open_bytes((newline.join(lines) + newline).encode())
+    assert frame.columns == ["forename", "surname"]
+    assert frame.rows() == [tuple(row) for row in rows[1:]]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "cp1252"])
+def test_excel_delimiter_hint_in_any_accepted_encoding(encoding: str) -> None:
+    frame = open_bytes("sep=;\r\nForename;Surname\r\nZoë;Okafor\r\n".encode(encoding))
+    assert frame.rows() == [("Zoë", "Okafor")]
+
+
+def test_rows_after_a_delimiter_hint_keep_the_numbers_excel_shows() -> None:
+    # Excel hides the sep= line, so the header is row 1 there and the short row is row 3
+    error = refused(b"sep=;\nforename;surname\nAmara;Okafor\nSecretname\n")
+    assert error.code == "ragged_row"
+    assert "row 3 " in error.message
+    assert "Secretname" not in error.message
+    # and the lenient reader (a quote inside an unquoted cell) counts the same way
+    error = refused(b'sep=;\nforename;surname\nAm"ara;Okafor\nSecretname\n')
+    assert error.code == "ragged_row"
+    assert "row 3 " in error.message
+
+
+def test_a_file_holding_only_a_delimiter_hint_is_empty() -> None:
+    assert refused(b"sep=;\r\n").code == "empty_file"
+    assert refused(b"sep=;\r\nforename;surname\r\n").code == "no_rows"
+
+
+def _workbook(*sheets: list[list[object]]) -> bytes:
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    assert first is not None
+    for index, rows in enumerate(sheets):
+        sheet = first if index == 0 else workbook.create_sheet(f"Sheet{index + 1}")
+        for row in rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+EXTRACT_ROWS: list[list[object]] = [["Forename", "Surname"], ["Amara", "Secretname"]]
+
+
+def test_xlsx_with_the_extract_on_a_later_sheet_says_to_move_it_to_the_first() -> None:
+    error = refused(_workbook([], EXTRACT_ROWS), "extract.xlsx")
+    assert error.code == "empty_file"
+    assert "only the first worksheet" in error.message
+    assert "move the extract" in error.message
+    assert "Sheet2" not in error.message
+    assert "Secretname" not in error.message
+
+
+def test_xlsx_with_only_a_header_on_the_first_sheet_says_only_it_is_read() -> None:
+    error = refused(_workbook([["Forename", "Surname"]], EXTRACT_ROWS), "extract.xlsx")
+    assert error.code == "no_rows"
+    assert "first worksheet has a header but no data rows" in error.message
+    assert "only the first worksheet" in error.message
+
+
+def test_xlsx_with_one_empty_sheet_keeps_the_plain_messages() -> None:
+    assert refused(_workbook([]), "extract.xlsx").message == (
+        "the first worksheet is empty; put the extract there"
+    )
+    header_only = refused(_workbook([["Forename", "Surname"]]), "extract.xlsx")
+    assert header_only.code == "no_rows"
+    assert "only the first worksheet" not in header_only.message
+
+
+def test_xlsx_extract_on_the_first_of_several_sheets_is_read() -> None:
+    frame = open_bytes(_workbook(EXTRACT_ROWS, [["Other"], ["x"]]), "extract.xlsx")
+    assert frame.rows() == [("Amara", "Secretname")]
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        (
+            "extract.xls",
+            "Excel 97-2003 .xls files are not accepted; open it in Excel and save as .xlsx "
+            "(Excel Workbook) or CSV UTF-8",
+        ),
+        ("extract.XLSM", "macro-enabled Excel .xlsm workbooks are not accepted"),
+        ("extract.xlsb", "Excel binary .xlsb workbooks are not accepted"),
+        ("extract.ods", "OpenDocument .ods spreadsheets are not accepted"),
+    ],
+)
+def test_spreadsheet_formats_not_accepted_say_how_to_convert(filename: str, expected: str) -> None:
+    # real bytes of the kind: an OLE compound file for .xls, a zip for the others
+    ole_header = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)
+    data = ole_header if filename.endswith(".xls") else _workbook(EXTRACT_ROWS)
+    error = refused(data, filename)
+    assert error.code == "unsupported_format"
+    assert error.message.startswith(expected)
+    assert "save as .xlsx (Excel Workbook) or CSV UTF-8" in error.message
