@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -176,23 +177,6 @@ def shared_string_workbook(rows: int, value_bytes: int) -> bytes:
     )
 
 
-def test_one_shared_string_in_every_row_comes_in_batches_of_bounded_text() -> None:
-    # 100 rows of one 1 MiB string: a few kilobytes of workbook, 100 MiB of cells
-    data = shared_string_workbook(rows=100, value_bytes=MiB)
-    assert len(data) < 100_000
-    frames = read_all(open_table(io.BytesIO(data), "extract.xlsx"))
-    assert sum(frame.height for frame in frames) == 100
-    assert max(frame.height for frame in frames) <= 32  # 32 MiB of text a batch
-    assert frames[0].item(0, 0) == "x" * MiB
-
-
-def test_shared_strings_that_decode_past_the_limit_are_refused() -> None:
-    data = shared_string_workbook(rows=100, value_bytes=MiB)
-    error = refused(data, "extract.xlsx", max_unpacked_bytes=50 * MiB)
-    assert error.code == "workbook_too_large"
-    assert "cells hold more than 50 MiB of text" in error.message
-
-
 # --------------------------------------------------------------------------------- parquet
 
 
@@ -280,19 +264,32 @@ def dictionary_parquet(rows: int, value_bytes: int) -> bytes:
     return buffer.getvalue()
 
 
-def test_one_long_dictionary_value_in_every_row_comes_in_batches_of_bounded_text() -> None:
-    data = dictionary_parquet(rows=100, value_bytes=MiB)
+# One long value referenced from every row (a workbook's shared string, a Parquet dictionary
+# entry): a few kilobytes of file, 100 MiB of cells.
+LONG_VALUE_FILES = [
+    pytest.param(shared_string_workbook, "extract.xlsx", "workbook_too_large", id="xlsx"),
+    pytest.param(dictionary_parquet, "extract.parquet", "parquet_too_large", id="parquet"),
+]
+
+
+@pytest.mark.parametrize(("build", "filename", "code"), LONG_VALUE_FILES)
+def test_one_long_value_in_every_row_comes_in_batches_of_bounded_text(
+    build: Callable[..., bytes], filename: str, code: str
+) -> None:
+    data = build(rows=100, value_bytes=MiB)
     assert len(data) < 100_000
-    frames = read_all(open_table(io.BytesIO(data), "extract.parquet"))
+    frames = read_all(open_table(io.BytesIO(data), filename))
     assert sum(frame.height for frame in frames) == 100
     assert max(frame.height for frame in frames) <= 32  # 32 MiB of text a batch
     assert frames[0].item(0, 0) == "x" * MiB
 
 
-def test_dictionary_values_that_decode_past_the_limit_are_refused() -> None:
-    data = dictionary_parquet(rows=100, value_bytes=MiB)
-    error = refused(data, "extract.parquet", max_unpacked_bytes=50 * MiB)
-    assert error.code == "parquet_too_large"
+@pytest.mark.parametrize(("build", "filename", "code"), LONG_VALUE_FILES)
+def test_long_values_that_decode_past_the_limit_are_refused(
+    build: Callable[..., bytes], filename: str, code: str
+) -> None:
+    error = refused(build(rows=100, value_bytes=MiB), filename, max_unpacked_bytes=50 * MiB)
+    assert error.code == code
     assert "more than 50 MiB of text" in error.message
 
 
