@@ -123,7 +123,7 @@ def _fail(error: HubAPIError) -> NoReturn:
         )
     if isinstance(error.details, list):
         for detail in error.details[:20]:
-            err_console.print(f"  - {escape(str(detail.get('message', detail)))}")
+            err_console.print(f"  - {escape(_detail_text(detail))}")
     elif isinstance(error.details, dict) and error.details.get("errors"):
         _print_issues(error.details["errors"], err_console)
     raise typer.Exit(1)
@@ -384,6 +384,16 @@ def upload(
         _print_json(receipt)
         return
     _print_receipt(receipt)
+
+
+def _detail_text(detail: Any) -> str:
+    """One problem of a refusal, with the field it concerns: ``epsilon: must be at least ...``.
+    (pydantic starts its messages with "Value error, ", which says nothing to a user.)"""
+    if not isinstance(detail, dict):
+        return str(detail)
+    message = str(detail.get("message", detail)).removeprefix("Value error, ")
+    field = detail.get("field") or detail.get("column")
+    return f"{field}: {message}" if field and field != "body" else message
 
 
 def _print_receipt(receipt: dict[str, Any]) -> None:

@@ -42,6 +42,9 @@ def test_cli_and_client_query_preview_and_budgets(hub: Hub, tmp_path: Path) -> N
         assert "female" in printed and "rows per person" in printed
         refused = runner.invoke(app, env=env, args=[*args[:-1], "0.9"])
         assert refused.exit_code == 1 and "per query" in refused.output
+        too_small = runner.invoke(app, env=env, args=[*args[:-1], "0.0001"])
+        assert too_small.exit_code == 1
+        assert "epsilon: must be at least 0.001" in " ".join(too_small.output.split())
         budgets = runner.invoke(app, env=env, args=["budgets"])
         assert budgets.exit_code == 0 and AGREEMENT in budgets.output
         with HubClient(server.url, client_id=client.client_id, client_secret=secret) as hub_client:
