@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from hub.api.deps import Authorized, authorize, get_identity
 from hub.auth import Identity
 from hub.auth.clients import Actor
+from hub.errors import Conflict
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
 IdentityDep = Annotated[Identity, Depends(get_identity)]
@@ -63,4 +64,11 @@ def revoke_client(
     identity: IdentityDep,
     auth: Annotated[Authorized, Depends(authorize("client.revoke"))],
 ) -> dict[str, Any]:
+    if client_id == auth.claims.client_id:
+        # The hub's last admin client would lock every admin out of the API.
+        raise Conflict(
+            "own_client",
+            "This is the client you are using: revoking it would end your own access. Revoke "
+            "it with another admin client, or on the hub's machine with `hub clients revoke`.",
+        )
     return identity.clients.revoke(client_id, actor=_actor(auth)).public_view()

@@ -170,6 +170,19 @@ def test_wrong_secret_and_unknown_client_look_the_same(api: TestClient, hub: Hub
     assert 0.5 < unknown / wrong < 2.0, timings  # both paths do the scrypt work
 
 
+def test_an_admin_cannot_revoke_the_client_it_is_using(
+    api: TestClient, hub: Hub, tokens: Tokens
+) -> None:
+    headers = tokens.headers("hub_admin", "hub-operator")
+    own = tokens.client_id("hub_admin", "hub-operator")
+    refused = api.post(f"/v1/clients/{own}/revoke", headers=headers)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "own_client"
+    assert api.get("/v1/clients", headers=headers).status_code == 200  # still works
+    other, _secret = ClientStore(hub.engine).create(organisation="met-police", role="analyst")
+    assert api.post(f"/v1/clients/{other.client_id}/revoke", headers=headers).status_code == 200
+
+
 def test_basic_credentials_that_are_not_utf8_text_are_an_invalid_client(api: TestClient) -> None:
     for credentials in (base64.b64encode(b"\xff:x"), b"%%%not-base64"):
         response = api.post(
