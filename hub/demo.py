@@ -37,6 +37,14 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def _replace_private(path: Path, data: bytes) -> None:
+    """Rewrite a private file whole: a new file (mode 0600) renamed over the old one."""
+    fresh = path.with_name(path.name + ".new")
+    fresh.unlink(missing_ok=True)
+    _write_private(fresh, data)
+    os.replace(fresh, path)
+
+
 def ensure_master_secret(settings: Settings) -> Settings:
     """Use the operator's secret if configured; otherwise create the demo's own file."""
     if settings.master_secret or settings.master_secret_file or settings.master_secret_command:
@@ -96,7 +104,13 @@ def write_demo_credentials(hub: Hub) -> Path:
     from hub.auth.clients import ClientStore
 
     path = hub.settings.data_dir / "demo-credentials.json"
+    token_endpoint = hub.settings.issuer + "/oauth/token"
     if path.exists():
+        # the same clients; the hub may now serve on another port (`hub demo --port`)
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if document.get("token_endpoint") != token_endpoint:
+            document["token_endpoint"] = token_endpoint
+            _replace_private(path, (json.dumps(document, indent=2) + "\n").encode())
         return path
     agreement = hub.agreements.get(DEMO_AGREEMENT)
     wanted = [("hub-operator", "hub_admin"), ("partnership", "ig_lead")]
@@ -123,7 +137,7 @@ def write_demo_credentials(hub: Hub) -> Path:
     document = {
         "note": "Demo OAuth clients. Use one as HUB_CLIENT_ID / HUB_CLIENT_SECRET with the hub "
         "CLI, or get a token: POST /oauth/token (grant_type=client_credentials, HTTP Basic).",
-        "token_endpoint": hub.settings.issuer + "/oauth/token",
+        "token_endpoint": token_endpoint,
         "clients": clients,
     }
     _write_private(path, (json.dumps(document, indent=2) + "\n").encode())

@@ -335,3 +335,10 @@ def test_demo_login_prints_the_demos_url_for_its_port(tmp_path: Path) -> None:
     login = invoke("demo-login", "met-police", "data_officer", env=env)
     assert login.exit_code == 0, login.output
     assert "export HUB_URL=http://127.0.0.1:8010\n" in login.stdout
+    # run again on another port: the same clients, now at that port
+    again = invoke("demo", "--no-serve", "--port", "8011", "--scale", "0.01", env=env)
+    assert again.exit_code == 0, again.output
+    rewritten = json.loads((tmp_path / "data" / "demo-credentials.json").read_text())
+    assert rewritten["clients"] == credentials["clients"]
+    assert rewritten["token_endpoint"] == "http://127.0.0.1:8011/oauth/token"
+    assert (tmp_path / "data" / "demo-credentials.json").stat().st_mode & 0o777 == 0o600
