@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -173,26 +172,7 @@ def demo(
     from hub.demo import run_demo
 
     load_settings()  # a bad HUB_* variable is named before anything is created
-    # The demo serves on 127.0.0.1:PORT: its token issuer and the token endpoint it writes to
-    # demo-credentials.json (which `hub demo-login` turns into HUB_URL) must say that port.
-    public_url = os.environ.get("HUB_PUBLIC_URL") or f"http://127.0.0.1:{port}"
-    with _environment(HUB_PUBLIC_URL=public_url):
-        run_demo(scale=scale, serve=serve_after, port=port, console=console)
-
-
-@contextmanager
-def _environment(**variables: str) -> Iterator[None]:
-    """Set environment variables for the block, then put back what was there."""
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    run_demo(scale=scale, serve=serve_after, port=port, console=console)
 
 
 @app.command()

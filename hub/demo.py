@@ -148,6 +148,10 @@ def run_demo(*, scale: float, serve: bool, port: int, console: Console) -> None:
     from synth import generate
 
     settings = ensure_master_secret(Settings())
+    if "public_url" not in settings.model_fields_set:
+        # the demo serves on 127.0.0.1:PORT: its token issuer, and the token endpoint written
+        # to demo-credentials.json (which `hub demo-login` turns into HUB_URL), say that port
+        settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
     console.print(f"[bold]vru-hub demo[/] — data in {settings.data_dir.resolve()}")
     hub = build_hub(settings)
     registered = register_examples(hub, settings.data_dir / "demo-signing-keys")
