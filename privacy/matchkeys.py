@@ -16,8 +16,6 @@ so pseudonyms from different domains or versions never link.
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from privacy.normalise import (
     local_id_expr,
     name_expr,
     nhs_number_expr,
-    pnc_expr,
+    pnc_normalised,
     postcode_expr,
     postcode_sector_expr,
     surname_compact_expr,
@@ -159,22 +157,24 @@ def _key(space: str, *parts: pl.Expr) -> pl.Expr:
 
 # Each text input is normalised once per *distinct* value: extracts repeat people, names and
 # postcodes many times, and normalisation (Unicode decomposition, regexes) is the costly part.
-_NORMALISERS: dict[str, tuple[str, Callable[[pl.Expr], pl.Expr]]] = {
-    "forename": ("fore", lambda e: first_forename_expr(name_expr(e))),
-    "surname": ("sur", lambda e: surname_compact_expr(name_expr(e))),
-    "postcode": ("postcode", postcode_expr),
-    "nhs_number": ("nhs", nhs_number_expr),
-    "upn": ("upn", upn_expr),
-    "former_upn": ("upn_former", upn_expr),
-    "pnc_id": ("pnc", pnc_expr),
+# A normaliser adds a column "norm" to a frame of distinct values in a column "raw".
+_Normaliser = Callable[[pl.LazyFrame], pl.LazyFrame]
+
+
+def _by_expression(expression: Callable[[pl.Expr], pl.Expr]) -> _Normaliser:
+    return lambda distinct: distinct.with_columns(expression(pl.col("raw")).alias("norm"))
+
+
+_NORMALISERS: dict[str, tuple[str, _Normaliser]] = {
+    "forename": ("fore", _by_expression(lambda e: first_forename_expr(name_expr(e)))),
+    "surname": ("sur", _by_expression(lambda e: surname_compact_expr(name_expr(e)))),
+    "postcode": ("postcode", _by_expression(postcode_expr)),
+    "nhs_number": ("nhs", _by_expression(nhs_number_expr)),
+    "upn": ("upn", _by_expression(upn_expr)),
+    "former_upn": ("upn_former", _by_expression(upn_expr)),
+    # staged as columns (see pnc_normalised); it reads today's date to place two-digit years
+    "pnc_id": ("pnc", lambda distinct: pnc_normalised(distinct, "raw", "norm")),
 }
-
-
-@functools.lru_cache(maxsize=2)
-def _normaliser_exprs(today: dt.date) -> dict[str, pl.Expr]:
-    """Per source column, its normaliser over a column "raw", built once a day (PNC
-    normalisation reads today's date to place two-digit years)."""
-    return {source: fn(pl.col("raw")).alias("norm") for source, (_, fn) in _NORMALISERS.items()}
 
 
 NORMALISED_FIELDS: tuple[str, ...] = (
@@ -196,10 +196,9 @@ def _normalised_fields(
 ) -> pl.LazyFrame:
     """The normalised field columns ``targets`` (default: all that any key is built from),
     as one query, not yet run."""
-    normalisers = _normaliser_exprs(dt.date.today())
     frame = inputs.lazy()
     parts: list[pl.LazyFrame] = []
-    for source, (target, _) in _NORMALISERS.items():
+    for source, (target, normaliser) in _NORMALISERS.items():
         if target not in targets:
             continue
         if inputs.get_column(source).null_count() == inputs.height:
@@ -208,9 +207,7 @@ def _normalised_fields(
             parts.append(frame.select(pl.col(source).alias(target)))
             continue
         # normalise each distinct value once and join the results back, in row order
-        table = frame.select(pl.col(source).drop_nulls().unique().alias("raw")).with_columns(
-            normalisers[source]
-        )
+        table = normaliser(frame.select(pl.col(source).drop_nulls().unique().alias("raw")))
         parts.append(
             frame.select(pl.col(source).alias("raw"))
             .join(table, on="raw", how="left", maintain_order="left")
@@ -363,10 +360,7 @@ class Pseudonymiser:
         strings, digests = self._expressions(dataset, form)
         kept = [pl.col(name) for name in fields]
         return (
-            _normalised_fields(inputs)
-            .select([*strings, *kept])
-            .select([*digests, *kept])
-            .collect()
+            _normalised_fields(inputs).select([*strings, *kept]).select([*digests, *kept]).collect()
         )
 
     def _expressions(

@@ -45,7 +45,7 @@ __all__ = [
     "parse_date",
     "parse_datetime",
     "pnc_check_letter",
-    "pnc_expr",
+    "pnc_normalised",
     "pnc_valid_expr",
     "postcode_area",
     "postcode_area_expr",
@@ -573,37 +573,68 @@ def normalise_pnc(value: str | None) -> str | None:
     return f"{year}/{serial}{letter}"
 
 
-def pnc_expr(expr: pl.Expr) -> pl.Expr:
-    """Polars version of :func:`normalise_pnc`."""
-    compact = expr.str.replace_all(r"\s+", "").str.to_uppercase()
-    # Checked against the full pattern first, so splitting at "/" and taking the last
-    # character as the letter reads the same parts as the regex groups, without captures.
-    pnc = pl.when(compact.str.contains(_PNC_RE)).then(compact)
-    halves = pnc.str.split_exact("/", 1)
-    year_text = halves.struct.field("field_0")
-    rest = halves.struct.field("field_1")
-    year = year_text.str.to_integer(strict=False)
-    this_year = date.today().year % 100
-    year = (
-        pl.when(year_text.str.len_bytes() == 2)
-        .then(pl.when(year <= this_year).then(year + 2000).otherwise(year + 1900))
-        .otherwise(year)
+def pnc_normalised(frame: pl.LazyFrame, source: str, target: str) -> pl.LazyFrame:
+    """``frame`` with a column ``target``: :func:`normalise_pnc` of each ``source`` value.
+
+    Built in stages, each a column the next reads, not as one expression: polars evaluates a
+    repeated sub-expression once per use, and the normal form reads the year, the serial and
+    the letter several times each (one expression: ~1.6 µs a value; staged: ~0.7).
+    """
+    parts = "__pnc_parts"
+    year_text, serial, letter, year = (
+        f"__pnc_{name}" for name in ("yy", "serial", "letter", "year")
     )
-    serial = rest.str.head(-1).str.to_integer(strict=False)
-    letter = rest.str.tail(1)
+    two_or_four = pl.col(year_text).str.to_integer(strict=False)
+    this_year = date.today().year % 100
     letters = dict(enumerate(_PNC_LETTERS))
-    expected = (((year % 100) * 10_000_000 + serial) % 23).replace_strict(
+    expected = (((pl.col(year) % 100) * 10_000_000 + pl.col(serial)) % 23).replace_strict(
         letters, default=None, return_dtype=pl.String
     )
-    return pl.when(letter == expected).then(
-        pl.concat_str([year.cast(pl.String), pl.lit("/"), serial.cast(pl.String), letter])
+    return (
+        frame.with_columns(
+            pl.col(source)
+            .str.replace_all(r"\s+", "")
+            .str.to_uppercase()
+            .str.extract_groups(_PNC_RE)
+            .alias(parts)
+        )
+        .with_columns(
+            pl.col(parts).struct.field("1").alias(year_text),
+            pl.col(parts).struct.field("2").str.to_integer(strict=False).alias(serial),
+            pl.col(parts).struct.field("3").alias(letter),
+        )
+        .with_columns(
+            pl.when(pl.col(year_text).str.len_bytes() == 2)
+            .then(
+                pl.when(two_or_four <= this_year)
+                .then(two_or_four + 2000)
+                .otherwise(two_or_four + 1900)
+            )
+            .otherwise(two_or_four)
+            .alias(year)
+        )
+        .with_columns(
+            pl.when(pl.col(letter) == expected)
+            .then(
+                pl.concat_str(
+                    [
+                        pl.col(year).cast(pl.String),
+                        pl.lit("/"),
+                        pl.col(serial).cast(pl.String),
+                        pl.col(letter),
+                    ]
+                )
+            )
+            .alias(target)
+        )
+        .drop(parts, year_text, serial, letter, year)
     )
 
 
 def pnc_valid_expr(expr: pl.Expr) -> pl.Expr:
     """True where :func:`normalise_pnc` gives a value, false (or null) where it gives None.
 
-    Validation needs far less than :func:`pnc_expr`: the check letter depends on the year only
+    Validation needs far less than :func:`pnc_normalised`: the check letter depends on the year only
     modulo 100, which is its last two digits whatever the century, so no century is placed and
     no normal form is built. polars evaluates a repeated sub-expression once per use, so this
     runs the whitespace strip and upper-casing 4 times instead of ~14 (~3x cheaper a row).

@@ -308,10 +308,17 @@ def test_pnc_ids() -> None:
     assert n.normalise_pnc("2009/12345678A") is None
     assert n.normalise_pnc("209/1234A") is None
     raws = [f"09/123456{letter}", f"2009/0123456{letter}", f"2009/123456{wrong}", None, "x"]
-    assert expr_values(n.pnc_expr, raws) == [n.normalise_pnc(r) for r in raws]
+    assert pnc_values(raws) == [n.normalise_pnc(r) for r in raws]
 
 
-def test_pnc_validity_agrees_with_normalisation() -> None:
+def pnc_values(raws: list[str | None]) -> list[str | None]:
+    frame = pl.LazyFrame({"raw": pl.Series(raws, dtype=pl.String)})
+    normalised = n.pnc_normalised(frame, "raw", "norm").collect()
+    assert normalised.columns == ["raw", "norm"]  # no staging column is left behind
+    return normalised.get_column("norm").to_list()
+
+
+def test_pnc_validity_and_normal_form_agree_with_scalar_normalisation() -> None:
     rng = random.Random(7)
     this_year = date.today().year % 100
     raws: list[str | None] = [None, "", " ", "/", "x", "12/34/5A", "1/2A", "99999/1A", "09//1A"]
@@ -327,6 +334,7 @@ def test_pnc_validity_agrees_with_normalisation() -> None:
     valid = [value is True for value in expr_values(n.pnc_valid_expr, raws)]
     assert valid == [n.normalise_pnc(raw) is not None for raw in raws]
     assert 0 < sum(valid) < len(raws)
+    assert pnc_values(raws) == [n.normalise_pnc(raw) for raw in raws]
 
 
 def test_local_ids() -> None:
