@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import datetime as dt
 import io
 import zipfile
@@ -136,6 +137,11 @@ def test_header_names_are_normalised_and_cells_tidied() -> None:
         ("Amara\u3000", "Amara"),
         ("\u2009Amara\u2009", "Amara"),
         ("O\u2019Brien", "O\u2019Brien"),
+        ("José", "José"),
+        ("£5", "£5"),
+        ("\u1680Amara\u0085", "Amara"),
+        ("Amara\u205f", "Amara"),
+        ("Zoë\u2029", "Zoë"),
     ],
 )
 @pytest.mark.parametrize("position", ["first", "middle", "last"])
@@ -150,6 +156,28 @@ def test_cells_are_tidied_wherever_they_sit_in_a_record(
     index = ["first", "middle", "last"].index(position)
     assert frame.row(1)[index] == value
     assert frame.row(0) == ("x", "y", "z")
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_padding_is_stripped_exactly_as_str_strip_does_among_letters_of_many_scripts(
+    newline: str,
+) -> None:
+    # The reader skips tidying a batch whose bytes show no padded cell; this checks that
+    # shortcut against str.strip on cells that mix padding with letters that share its bytes
+    # (é is C3 A9 and U+2029 ends in A9; £ starts with C2 like U+00A0). One record a batch,
+    # so that each record's padding alone decides whether its batch is tidied.
+    pieces = ["a", "é", "£", "Ł", "😀", "\u2019", " ", "\t", "\u00a0", "\u0085", "\u2009",
+              "\u2029", "\u3000", "\u1680", "\u205f"]  # fmt: skip
+    rng = random.Random(11)
+    rows = [
+        ["".join(rng.choices(pieces, k=rng.randrange(0, 4))) for _ in range(4)]
+        for _ in range(1_000)
+    ]
+    body = newline.join(["a,b,c,d", *(",".join(row) for row in rows)]) + newline
+    table = open_table(ReadOnlyStream(body.encode()), "x.csv", batch_rows=1)  # type: ignore[arg-type]
+    read = pl.concat(list(table.batches)).rows()
+    expected = [tuple(cell.strip() or None for cell in row) for row in rows]
+    assert read == expected
 
 
 def test_empty_cells_are_null_and_padding_goes_with_either_line_ending() -> None:
