@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
@@ -203,7 +202,19 @@ def describe(error: Exception) -> str:
     return f"{message} ({DEBUG_VARIABLE}=1 shows where it happened)"
 
 
-_HANDLED = (UserError, OSError, ValueError, RecursionError, SQLAlchemyError)
+_HANDLED = (UserError, OSError, ValueError, RecursionError)
+
+
+def _is_handled(error: Exception) -> bool:
+    """An error the safety net reports as one line. SQLAlchemy's are among them, but it is not
+    imported here: it is a third of the CLI's start-up, and a command that never imported it
+    cannot raise its errors."""
+    if isinstance(error, _HANDLED):
+        return True
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+    return sqlalchemy_errors is not None and isinstance(
+        error, sqlalchemy_errors.SQLAlchemyError
+    )
 
 
 class HubGroup(TyperGroup):
@@ -212,7 +223,9 @@ class HubGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except _HANDLED as error:
+        except Exception as error:
+            if not _is_handled(error):
+                raise
             if isinstance(error, OSError) and error.errno == errno.EPIPE:
                 raise  # `hub audit export | head`: typer exits quietly
             if debug_enabled() and not isinstance(error, UserError):

@@ -12,7 +12,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -59,6 +58,8 @@ class ExternalIssuer:
         self._lock = threading.Lock()
 
     def _discover_jwks_url(self) -> str:
+        import httpx  # see _fetch
+
         if self._jwks_url:
             return self._jwks_url
         response = httpx.get(
@@ -72,6 +73,11 @@ class ExternalIssuer:
         return self._jwks_url
 
     def _fetch(self) -> KeySet:
+        # Imported here, not with the module: httpx imports its command line's rich and
+        # pygments, ~9 MB the API process would otherwise carry whether or not an external
+        # issuer is configured (issue 2's memory target).
+        import httpx
+
         try:
             response = httpx.get(self._discover_jwks_url(), timeout=self._timeout)
             response.raise_for_status()
