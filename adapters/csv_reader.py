@@ -229,11 +229,15 @@ def _may_have_padded_cells(body: bytes, sep: int) -> bool:
 
     def at_cell_start(positions: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
         before = array[np.maximum(positions - 1, 0)]
-        return (positions == 0) | (before == sep) | (before == 10)
+        starts: npt.NDArray[np.bool_] = (positions == 0) | (before == sep) | (before == 10)
+        return starts
 
     def at_cell_end(positions: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
         after = array[np.minimum(positions + 1, last)]
-        return (positions == last) | (after == sep) | (after == 10) | (after == 13)
+        ends: npt.NDArray[np.bool_] = (
+            (positions == last) | (after == sep) | (after == 10) | (after == 13)
+        )
+        return ends
 
     low = np.flatnonzero(array < 33)
     values = array[low]

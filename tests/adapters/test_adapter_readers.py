@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import random
 import datetime as dt
 import io
+import random
 import zipfile
 
 import openpyxl
