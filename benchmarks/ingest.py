@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -79,6 +80,10 @@ class PeakRSS:
         self._thread.join()
 
 
+def _cpu_between(before: resource.struct_rusage, after: resource.struct_rusage) -> float:
+    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
 def cpu_until_idle(pid: int, *, limit: float = 60.0) -> float:
     """CPU seconds ``pid`` spends from now until it goes idle (two quiet seconds running): the
     work an upload leaves running after its receipt (SQLite's WAL checkpoint, on a thread)."""
@@ -102,6 +107,7 @@ class Run:
     server_peak_rss: int
     server_cpu_seconds: float
     client_peak_rss: int | None = None
+    client_cpu_seconds: float | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -158,7 +164,9 @@ def measure(extract: Path) -> tuple[list[Run], int, float]:
                 PeakRSS(server.process.pid) as rss,
             ):
                 started = time.perf_counter()
+                client_cpu = time.process_time()
                 receipt = client.upload(extract, agreement_id=AGREEMENT, dataset=DATASET)
+                client_cpu = time.process_time() - client_cpu
                 elapsed = time.perf_counter() - started
             runs.append(
                 Run(
@@ -167,6 +175,7 @@ def measure(extract: Path) -> tuple[list[Run], int, float]:
                     elapsed,
                     rss.peak,
                     rss.cpu_seconds,
+                    client_cpu_seconds=client_cpu,
                 )
             )
             print(runs[-1], f"{runs[-1].rows_per_second:,.0f} rows/s")
@@ -195,6 +204,7 @@ def measure(extract: Path) -> tuple[list[Run], int, float]:
             ]
             with PeakRSS(server.process.pid) as rss:
                 started = time.perf_counter()
+                children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cli = subprocess.Popen(
                     command,
                     stdout=subprocess.PIPE,
@@ -209,6 +219,7 @@ def measure(extract: Path) -> tuple[list[Run], int, float]:
                 with client_rss:
                     output, _ = cli.communicate()
                 elapsed = time.perf_counter() - started
+                children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
             assert cli.returncode == 0, output
             rows = json.loads(output)["rows_read"]
             runs.append(
@@ -219,6 +230,7 @@ def measure(extract: Path) -> tuple[list[Run], int, float]:
                     rss.peak,
                     rss.cpu_seconds,
                     client_rss.peak,
+                    _cpu_between(children_before, children_after),
                 )
             )
             print(runs[-1], f"{runs[-1].rows_per_second:,.0f} rows/s")
@@ -288,14 +300,21 @@ def main() -> None:
         f"on {os.cpu_count()} cores: above ~0.5, other work shared the cores and seconds "
         "overstate; hub CPU per row (user + system, all threads) is the steadier figure.",
         "",
-        "| path | rows | seconds | rows/s | hub CPU µs/row | hub peak RSS | client peak RSS |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| path | rows | seconds | rows/s | hub CPU µs/row | client CPU µs/row | hub peak RSS "
+        "| client peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         client_mb = f"{run.client_peak_rss / 1024**2:,.0f} MB" if run.client_peak_rss else "—"
+        client_cpu = (
+            f"{run.client_cpu_seconds / run.rows * 1e6:.1f}"
+            if run.client_cpu_seconds is not None
+            else "—"
+        )
         lines.append(
             f"| {run.path} | {run.rows:,} | {run.seconds:,.1f} | {run.rows_per_second:,.0f} | "
-            f"{run.cpu_us_per_row:.1f} | {run.server_peak_rss / 1024**2:,.0f} MB | {client_mb} |"
+            f"{run.cpu_us_per_row:.1f} | {client_cpu} | {run.server_peak_rss / 1024**2:,.0f} MB "
+            f"| {client_mb} |"
         )
     if args.repeats > 1:
         lines += ["", f"Over the {args.repeats} runs of each path:", ""]
