@@ -755,7 +755,7 @@ def _identifier_valid(canonical: str, spec: FieldSpec) -> pl.Expr | None:
     if canonical == "pnc_id":
         return normalise.pnc_valid_expr(col)
     if canonical == "postcode":
-        return normalise.postcode_expr(col).is_not_null()
+        return normalise.postcode_valid_expr(col)
     if spec.pattern:
         return col.str.to_uppercase().str.replace_all(r"\s", "").str.contains(spec.pattern)
     return None

@@ -54,6 +54,7 @@ __all__ = [
     "postcode_expr",
     "postcode_sector",
     "postcode_sector_expr",
+    "postcode_valid_expr",
     "surname_compact",
     "surname_compact_expr",
     "surname_parts",
@@ -467,6 +468,14 @@ def postcode_expr(expr: pl.Expr) -> pl.Expr:
     )
 
 
+def postcode_valid_expr(expr: pl.Expr) -> pl.Expr:
+    """True where :func:`normalise_postcode` gives a value, false (or null) where it gives None:
+    the shape test of :func:`postcode_expr` without building the normal form."""
+    return (
+        expr.str.replace_all(_POSTCODE_STRIP_RE, "").str.to_uppercase().str.contains(_POSTCODE_RE)
+    )
+
+
 def postcode_sector_expr(normalised: pl.Expr) -> pl.Expr:
     """Sector of an already-normalised postcode expression (see :func:`postcode_expr`)."""
     return normalised.str.slice(0, normalised.str.len_bytes() - 2)
@@ -631,23 +640,29 @@ def pnc_normalised(frame: pl.LazyFrame, source: str, target: str) -> pl.LazyFram
     )
 
 
+# A PNC id's parts as validation reads them: the year's last two digits, the serial, the letter.
+_PNC_CHECKED_PARTS_RE = r"^(?:[0-9]{2})?([0-9]{2})/([0-9]{1,7})([A-Z])$"
+
+
 def pnc_valid_expr(expr: pl.Expr) -> pl.Expr:
     """True where :func:`normalise_pnc` gives a value, false (or null) where it gives None.
 
-    Validation needs far less than :func:`pnc_normalised`: the check letter depends on the year only
-    modulo 100, which is its last two digits whatever the century, so no century is placed and
-    no normal form is built. polars evaluates a repeated sub-expression once per use, so this
-    runs the whitespace strip and upper-casing 4 times instead of ~14 (~3x cheaper a row).
+    Validation needs far less than :func:`pnc_normalised`: the check letter depends on the year
+    only modulo 100, which is its last two digits whatever the century, so no century is placed
+    and no normal form is built. One regex captures the parts (polars shares the capture among
+    the three fields that read it), which is ~2x cheaper than splitting and slicing.
     """
-    compact = expr.str.replace_all(r"\s+", "").str.to_uppercase()
-    halves = compact.str.split_exact("/", 1)
-    rest = halves.struct.field("field_1")
-    two_digit_year = halves.struct.field("field_0").str.tail(2).str.to_integer(strict=False)
-    serial = rest.str.head(-1).str.to_integer(strict=False)
+    parts = (
+        expr.str.replace_all(r"\s+", "")
+        .str.to_uppercase()
+        .str.extract_groups(_PNC_CHECKED_PARTS_RE)
+    )
+    two_digit_year = parts.struct.field("1").str.to_integer(strict=False)
+    serial = parts.struct.field("2").str.to_integer(strict=False)
     expected = ((two_digit_year * 10_000_000 + serial) % 23).replace_strict(
         dict(enumerate(_PNC_LETTERS)), default=None, return_dtype=pl.String
     )
-    return compact.str.contains(_PNC_RE) & (rest.str.tail(1) == expected)
+    return parts.struct.field("3") == expected
 
 
 # --------------------------------------------------------------------------------------------

@@ -252,6 +252,9 @@ def test_normalise_postcode(raw: str | None, expected: str | None) -> None:
 def test_postcode_expr_and_parts() -> None:
     raws = list(POSTCODE_CASES)
     assert expr_values(n.postcode_expr, raws) == [n.normalise_postcode(r) for r in raws]
+    valid = [value is True for value in expr_values(n.postcode_valid_expr, raws)]
+    assert valid == [n.normalise_postcode(r) is not None for r in raws]
+    assert 0 < sum(valid) < len(raws)
     assert n.postcode_sector("sw1a1aa") == "SW1A 1"
     assert n.postcode_district("sw1a1aa") == "SW1A"
     assert n.postcode_area("sw1a1aa") == "SW"
