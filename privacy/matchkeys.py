@@ -162,7 +162,8 @@ _Normaliser = Callable[[pl.LazyFrame], pl.LazyFrame]
 
 
 def _by_expression(expression: Callable[[pl.Expr], pl.Expr]) -> _Normaliser:
-    return lambda distinct: distinct.with_columns(expression(pl.col("raw")).alias("norm"))
+    built = expression(pl.col("raw")).alias("norm")  # once: building costs ~0.2 ms a batch
+    return lambda distinct: distinct.with_columns(built)
 
 
 _NORMALISERS: dict[str, tuple[str, _Normaliser]] = {
