@@ -971,6 +971,17 @@ def linkage(
     """How the agreement's records linked, per dataset: records joined to another at each
     level, records alone, records still waiting for the linker (counts only; IG leads)."""
     body = _call(hub_url, client_id, client_secret, lambda client: client.linkage(agreement_id))
+    if not body.get("linkage_visible", True):
+        table = Table("dataset", "records", "pending")
+        for row in body["datasets"]:
+            table.add_row(row["dataset"], f"{row['records']:,}", f"{row['pending']:,}")
+        console.print(table)
+        console.print(
+            "How records linked is shown to the partnership's information-governance lead "
+            "only: an exact count would tell a party whether a person it uploads is known to "
+            "another agency."
+        )
+        return
     levels = list(body["levels"])
     table = Table("dataset", "records", *(f"level {level}" for level in levels), "alone", "pending")
     for row in body["datasets"]:

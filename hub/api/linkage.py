@@ -28,29 +28,34 @@ def agreement_linkage(agreement_id: str, hub: HubDep, auth: ReadAuth) -> dict[st
     attached a record without a name, e.g. from A&E), how many remain unlinked, and how many
     are still waiting for the linker. Counts only.
 
-    The partnership's IG lead sees every dataset; a party's IG lead sees only the datasets
-    its own organisation provides. Exact counts of another agency's dataset would tell a
-    party whether a person it uploaded (say, a crafted record) is known to that agency: its
-    unlinked count would drop by one."""
+    The partnership's IG lead sees all of it. A party's IG lead sees, for the datasets its own
+    organisation provides, only how many records are stored and how many wait for the linker:
+    any exact linkage count would tell a party whether a person it uploads (say, a crafted
+    record) is known to another agency, by the count that moves (``unlinked`` of another
+    agency's dataset, or a level of its own)."""
     agreement = hub.agreements.get(agreement_id)
     organisation = auth.subject.organisation
+    sees_linkage = organisation == PARTNERSHIP
     with hub.engine.connect() as connection:
         counts = linkage_counts(connection, agreement_id)
     datasets = []
     for dataset in agreement.datasets:
-        if organisation != PARTNERSHIP and dataset.provider != organisation:
+        if not sees_linkage and dataset.provider != organisation:
             continue
         found = counts.get(dataset.name, {})
-        by_level = {str(level): found.get(f"level_{level}", 0) for level in LEVELS}
-        datasets.append(
-            {
-                "dataset": dataset.name,
-                "records": sum(found.values()),
-                "linked_by_level": by_level,
-                "unlinked": found.get("unlinked", 0),
-                "pending": found.get("pending", 0),
+        row: dict[str, Any] = {
+            "dataset": dataset.name,
+            "records": sum(found.values()),
+            "linked_by_level": None,
+            "unlinked": None,
+            "pending": found.get("pending", 0),
+        }
+        if sees_linkage:
+            row["linked_by_level"] = {
+                str(level): found.get(f"level_{level}", 0) for level in LEVELS
             }
-        )
+            row["unlinked"] = found.get("unlinked", 0)
+        datasets.append(row)
     return {
         "agreement_id": agreement_id,
         "linkage_domain": agreement.linkage_domain,
@@ -59,4 +64,5 @@ def agreement_linkage(agreement_id: str, hub: HubDep, auth: ReadAuth) -> dict[st
             for level in LEVELS
         },
         "datasets": datasets,
+        "linkage_visible": sees_linkage,
     }

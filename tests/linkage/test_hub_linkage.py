@@ -369,19 +369,41 @@ def test_ig_lead_sees_counts_per_level_and_unlinked(
     assert denied.status_code == 403
 
 
-def test_a_partys_ig_lead_sees_only_the_counts_of_its_own_datasets(
+def test_a_partys_ig_lead_sees_no_linkage_count_that_another_agencys_records_move(
     api: TestClient, hub: Hub, tokens: Tokens
 ) -> None:
-    # A record of a person known only to the schools: if the police could read the schools'
-    # counts, a police upload of that person would show in them (unlinked drops by one).
+    # A person known only to the schools. If the police could read any exact linkage count,
+    # a crafted police upload of that person would move one: the schools' unlinked count, or
+    # the level at which its own record linked.
     upload(hub, SCHOOLS, {})
     agreement = hub.agreements.get(AGREEMENT)
     police_provider = agreement.dataset(POLICE).provider
-    own = api.get(
-        f"/v1/agreements/{AGREEMENT}/linkage", headers=tokens.headers("ig_lead", police_provider)
-    )
-    assert own.status_code == 200, own.text
-    assert [d["dataset"] for d in own.json()["datasets"]] == [POLICE]
+
+    def seen_by_police() -> dict[str, Any]:
+        response = api.get(
+            f"/v1/agreements/{AGREEMENT}/linkage",
+            headers=tokens.headers("ig_lead", police_provider),
+        )
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    before = seen_by_police()
+    upload(hub, POLICE, police("Amara", "P1"))  # the schools' Amara: links at level 2
+    after = seen_by_police()
+    assert [d["dataset"] for d in after["datasets"]] == [POLICE]
+    assert after["linkage_visible"] is False
+    assert after["datasets"][0]["records"] == before["datasets"][0]["records"] + 1
+    assert after["datasets"][0]["linked_by_level"] is None
+    assert after["datasets"][0]["unlinked"] is None
+    assert {k: v for k, v in after.items() if k != "datasets"} == {
+        k: v for k, v in before.items() if k != "datasets"
+    }
+    partnership = api.get(
+        f"/v1/agreements/{AGREEMENT}/linkage", headers=tokens.headers("ig_lead", "partnership")
+    ).json()
+    assert partnership["linkage_visible"] is True
+    police_counts = next(d for d in partnership["datasets"] if d["dataset"] == POLICE)
+    assert police_counts["linked_by_level"]["2"] == 1  # the link happened; the police cannot see it
     recipient = next(p.id for p in agreement.recipients() if p.id != police_provider)
     none = api.get(
         f"/v1/agreements/{AGREEMENT}/linkage", headers=tokens.headers("ig_lead", recipient)
