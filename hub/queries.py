@@ -103,6 +103,10 @@ class BudgetExhausted(Conflict):
     """The budget left for this period cannot pay for the query."""
 
 
+# Purpose ids are short names; a longer text would only be copied into the permanent audit log.
+MAX_PURPOSE_CHARS = 200
+
+
 def parse_request(raw: bytes | Mapping[str, Any]) -> tuple[str | None, Query]:
     """The purpose and the ``Query`` of a request body (the query's fields plus ``purpose``);
     422 with the problems (never the input) otherwise. The purpose is checked by the policy
@@ -113,15 +117,19 @@ def parse_request(raw: bytes | Mapping[str, Any]) -> tuple[str | None, Query]:
     except (ValueError, RecursionError):  # RecursionError: nested deeper than any query
         raise Unprocessable(
             "invalid_query",
-            "The request body is not JSON: send one JSON object, e.g. "
-            '{"purpose": ..., "agreement_id": ..., "dataset": ..., "measure": ...}.',
+            "The request body is not JSON, or holds a number too long to read: send one JSON "
+            'object, e.g. {"purpose": ..., "agreement_id": ..., "dataset": ..., "measure": ...}.',
         ) from None
     if not isinstance(data, dict):
         raise Unprocessable("invalid_query", "The request body must be a JSON object.")
     data = dict(data)
     purpose = data.pop("purpose", None)
-    if purpose is not None and not isinstance(purpose, str):
-        raise Unprocessable("invalid_query", "purpose must be a string (a purpose id).")
+    if purpose is not None and (not isinstance(purpose, str) or len(purpose) > MAX_PURPOSE_CHARS):
+        raise Unprocessable(
+            "invalid_query",
+            f"purpose must be a purpose id of the agreement (text of at most "
+            f"{MAX_PURPOSE_CHARS} characters), e.g. serious-violence-needs-assessment.",
+        )
     try:
         return purpose, Query.model_validate(data)
     except ValidationError as error:

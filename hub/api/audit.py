@@ -173,14 +173,27 @@ def jsonl_lines(records: Iterator[dict[str, Any]]) -> Iterator[str]:
         yield json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
+# A cell a spreadsheet would run as a formula (OWASP's "CSV injection"): an event's text can
+# come from a caller (a request id, a reason), and IG leads open this export in Excel.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_cell(value: Any) -> Any:
+    """``value`` as a CSV cell a spreadsheet shows as text: a leading ``'`` before a formula
+    start (the JSON Lines export, which ``hub audit verify`` checks, keeps values as stored)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_lines(records: Iterator[dict[str, Any]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([*RECORD_FIELDS, "leaf_hash"])
     for count, record in enumerate(records, 1):
-        writer.writerow(
-            ["" if record[f] is None else record[f] for f in (*RECORD_FIELDS, "leaf_hash")]
-        )
+        writer.writerow([_spreadsheet_cell(record[f]) for f in (*RECORD_FIELDS, "leaf_hash")])
         if count % 1000 == 0:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -9,6 +9,7 @@ No endpoint decides on its own.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -226,6 +227,29 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
+# A caller's X-Request-Id is kept (so its own logs and the hub's audit trail can be matched)
+# only when it is a plain identifier; anything else (formulas, markup, long text) is replaced.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# Text in an audit entry that a caller chose (a purpose, a name in a denial) is cut here: the
+# ledger is permanent, and a reason needs no more.
+MAX_REASON_CHARS = 500
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _throttle_unauthenticated(identity: Identity, request: Request) -> None:
+    """429 once a caller address has sent too many requests without a valid token this
+    minute. Refused before any decision, so not audited one by one: each audited deny is a
+    permanent ledger entry, which anyone could otherwise add at will."""
+    address = request.client.host if request.client else "unknown"
+    wait = identity.unauthenticated_limiter.take(address)
+    if wait:
+        raise TooManyRequests(wait)
+
+
 def _record(
     connection: Connection,
     action: str,
@@ -242,7 +266,9 @@ def _record(
         AuditEvent(
             action=action,
             decision=decision,
-            reason=reason,
+            reason=reason
+            if len(reason) <= MAX_REASON_CHARS
+            else reason[: MAX_REASON_CHARS - 1] + "…",
             actor=claims.subject[:200] if claims else None,
             organisation=claims.organisation[:64] if claims else None,
             role=claims.role[:32] if claims else None,
@@ -265,7 +291,7 @@ def authorize(action: str) -> Callable[[Request], Any]:
     def decide_request(request: Request, body: bytes | None) -> Authorized:
         hub = get_hub(request)
         identity = get_identity(request)
-        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        request_id = _request_id(request)
         path = {k: str(v) for k, v in request.path_params.items()}
         if request.url.path in ORGANISATION_FILTERED_PATHS:
             organisation = request.query_params.get("organisation")
@@ -274,6 +300,7 @@ def authorize(action: str) -> Callable[[Request], Any]:
         where = request.url.path[:300]
         token = _bearer(request)
         if token is None:
+            _throttle_unauthenticated(identity, request)
             with hub.engine.begin() as connection:
                 _record(
                     connection,
@@ -292,6 +319,7 @@ def authorize(action: str) -> Callable[[Request], Any]:
         try:
             claims = identity.verify(token)
         except InvalidToken as error:
+            _throttle_unauthenticated(identity, request)
             with hub.engine.begin() as connection:
                 _record(
                     connection,

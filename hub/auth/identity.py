@@ -34,6 +34,9 @@ def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, claims
 
 
+UNAUTHENTICATED_PER_MINUTE = 60
+
+
 class Identity:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -58,6 +61,11 @@ class Identity:
         )
         self.clients = ClientStore(engine)
         self.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        # Requests without a valid token, per caller address: each is an audited deny, and the
+        # audit ledger is permanent, so one address must not be able to grow it at will.
+        self.unauthenticated_limiter = RateLimiter(
+            UNAUTHENTICATED_PER_MINUTE, UNAUTHENTICATED_PER_MINUTE
+        )
         self.token_endpoint = settings.issuer + TOKEN_PATH
         self.server = HubAuthorizationServer(engine, self.issuer, self.token_endpoint)
 

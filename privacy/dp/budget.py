@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 import rfc8785
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 TOLERANCE = 1e-9
 """Float slack when comparing a composed epsilon with a cap (0.1 + 0.2 must fit in 0.3)."""
@@ -185,6 +185,11 @@ def _sorted_filters(v: tuple[Filter, ...]) -> tuple[Filter, ...]:
     return tuple(sorted(v, key=lambda f: f.dimension))
 
 
+# A number given as a number: not a string ("0.1") nor a boolean (true), which lax parsing
+# would read as 0.1 and 1.
+_Number = Annotated[float, Strict()]
+
+
 class Query(BaseModel):
     """What an analyst asks for, as plain data. The hub checks it against the agreement."""
 
@@ -193,12 +198,12 @@ class Query(BaseModel):
     dataset: str = Field(pattern=_NAME)
     measure: Measure
     attribute: str | None = Field(default=None, pattern=_NAME)
-    quantile: float | None = Field(default=None, gt=0, lt=1)
+    quantile: _Number | None = Field(default=None, gt=0, lt=1)
     group_by: tuple[str, ...] = Field(default=(), max_length=8)
     filters: tuple[Filter, ...] = ()
     linkage: tuple[LinkageCondition, ...] = Field(default=(), max_length=8)
-    epsilon: float | None = None
-    target_half_width: float | None = None
+    epsilon: _Number | None = None
+    target_half_width: _Number | None = None
 
     @field_validator("group_by")
     @classmethod

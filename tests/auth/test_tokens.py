@@ -14,10 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import OKPKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub.api.app import create_app
 from hub.auth.clients import ClientStore
+from hub.auth.identity import UNAUTHENTICATED_PER_MINUTE
 from hub.auth.tokens import TokenIssuer
 from hub.models import AuditEventRow
 from hub.services import Hub
@@ -276,6 +277,46 @@ def test_every_decision_is_audited_without_the_token(
         ("agreement.suspend", "deny"),
     ]
     assert all(token not in (r.reason or "") for r in rows)
+
+
+def test_a_request_id_is_kept_only_when_it_is_a_plain_identifier(
+    api: TestClient, hub: Hub, tokens: Tokens
+) -> None:
+    headers = tokens.headers("ig_lead", "partnership")
+    for given in ("job-2026.11:7", '=HYPERLINK("http://evil.example","x")', "a" * 65, "a b"):
+        api.get(AGREEMENT_URL, headers={**headers, "X-Request-Id": given})
+    with hub.engine.connect() as connection:
+        ids = (
+            connection.execute(
+                select(AuditEventRow.request_id)
+                .where(AuditEventRow.action == "agreement.read")
+                .order_by(AuditEventRow.index)
+            )
+            .scalars()
+            .all()
+        )
+    assert ids[0] == "job-2026.11:7"
+    assert all(len(i) == 32 and i.isalnum() for i in ids[1:])  # replaced by fresh ids
+    assert len(set(ids)) == 4
+
+
+def test_callers_without_a_valid_token_cannot_grow_the_audit_log_at_will(
+    api: TestClient, hub: Hub, tokens: Tokens
+) -> None:
+    def audited() -> int:
+        with hub.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(AuditEventRow)).scalar_one()
+
+    before = audited()
+    statuses = [
+        get(api, None if i % 2 else "not-a-token").status_code  # type: ignore[attr-defined]
+        for i in range(UNAUTHENTICATED_PER_MINUTE + 20)
+    ]
+    assert statuses[:UNAUTHENTICATED_PER_MINUTE] == [401] * UNAUTHENTICATED_PER_MINUTE
+    assert set(statuses[UNAUTHENTICATED_PER_MINUTE:]) == {429}
+    assert audited() - before == UNAUTHENTICATED_PER_MINUTE  # each 401 audited, no 429
+    # a caller with a valid token is not held back by them
+    assert get(api, tokens.token("ig_lead", "partnership")).status_code == 200  # type: ignore[attr-defined]
 
 
 def test_rate_limits_and_body_limits(hub: Hub, tokens: Tokens) -> None:
