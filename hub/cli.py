@@ -128,6 +128,12 @@ def _fail(error: HubAPIError) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _add_row(table: Table, *cells: str) -> None:
+    """A table row of text shown as given: Rich would read ``[...]`` in a cell (an agreement
+    title, a filter value, a path) as markup, and crash on ``[/]``."""
+    table.add_row(*(escape(cell) for cell in cells))
+
+
 def _print_json(document: Any) -> None:
     console.print_json(json.dumps(document, default=str))
 
@@ -197,7 +203,7 @@ def linker(
     while True:
         linked = hub.linkage.catch_up()
         if linked:
-            console.print(f"linked {linked:,} records")
+            console.print(f"linked {linked:,} records", markup=False)
         if once:
             return
         time.sleep(interval)
@@ -275,7 +281,8 @@ def secret_generate(
         handle.write(generate_master_secret() + "\n")
     console.print(
         f"Wrote {output}. Keep it out of the database and out of version control; "
-        f"point the hub at it with HUB_MASTER_SECRET_FILE={output}."
+        f"point the hub at it with HUB_MASTER_SECRET_FILE={output}.",
+        markup=False,
     )
 
 
@@ -307,9 +314,9 @@ def synth(
     summary = generate(out_dir, scale=scale, seed=seed)
     table = Table("dataset", "rows", "file")
     for dataset, path in summary.files.items():
-        table.add_row(dataset, f"{summary.rows[dataset]:,}", str(path))
+        _add_row(table, dataset, f"{summary.rows[dataset]:,}", str(path))
     console.print(table)
-    console.print(f"Ground truth: {summary.ground_truth}")
+    console.print(f"Ground truth: {summary.ground_truth}", markup=False)
 
 
 # Uploads ---------------------------------------------------------------------------------
@@ -394,12 +401,13 @@ def _print_receipt(receipt: dict[str, Any]) -> None:
         "received_at",
     ):
         value = receipt.get(key)
-        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        _add_row(table, key, f"{value:,}" if isinstance(value, int) else str(value))
     console.print(table)
     counts = receipt.get("issue_counts") or {}
     if counts:
         console.print(
-            "Issues by kind: " + ", ".join(f"{code} × {n:,}" for code, n in counts.items())
+            "Issues by kind: " + ", ".join(f"{code} × {n:,}" for code, n in counts.items()),
+            markup=False,
         )
     _print_issues(receipt.get("errors") or [], console, limit=20)
     if receipt.get("rows_rejected"):
@@ -407,11 +415,11 @@ def _print_receipt(receipt: dict[str, Any]) -> None:
         console.print(
             f"[yellow]{receipt['rows_rejected']:,} rows were not stored.[/] To send a corrected "
             f"file instead, withdraw this upload first (hub uploads withdraw "
-            f"{receipt['upload_id']}), or send a file with only the corrected rows."
+            f"{escape(receipt['upload_id'])}), or send a file with only the corrected rows."
         )
     signature = receipt.get("signature") or {}
     console.print(
-        f"[dim]Signed by the hub (Ed25519, key {signature.get('key_id')}). "
+        f"[dim]Signed by the hub (Ed25519, key {escape(str(signature.get('key_id')))}). "
         "Keep the JSON (--json) as your proof of upload.[/]"
     )
 
@@ -428,8 +436,13 @@ def _print_issues(issues: list[dict[str, Any]], target: Console, limit: int = 20
         title=f"First {min(limit, len(issues))} row issues",
     )
     for issue in issues[:limit]:
-        table.add_row(
-            str(issue["row"]), issue["field"], issue["severity"], issue["code"], issue["message"]
+        _add_row(
+            table,
+            str(issue["row"]),
+            issue["field"],
+            issue["severity"],
+            issue["code"],
+            issue["message"],
         )
     target.print(table)
 
@@ -449,7 +462,8 @@ def uploads_list(
     table = Table("status", "accepted", "rejected", "received", "sha256")
     table.add_column("upload_id", no_wrap=True, min_width=36)
     for r in receipts:
-        table.add_row(
+        _add_row(
+            table,
             r["status"],
             f"{r['rows_accepted']:,}",
             f"{r['rows_rejected']:,}",
@@ -487,7 +501,8 @@ def uploads_withdraw(
     )
     console.print(
         f"Upload {receipt['upload_id']} withdrawn at {receipt.get('withdrawn_at')}; "
-        f"{receipt['rows_accepted']:,} rows deleted."
+        f"{receipt['rows_accepted']:,} rows deleted.",
+        markup=False,
     )
 
 
@@ -505,7 +520,9 @@ def agreements_register(
     summary = _call(
         hub_url, client_id, client_secret, lambda client: client.register_agreement(file)
     )
-    console.print(f"Registered {summary['id']} v{summary['version']} ({summary['status']}).")
+    console.print(
+        f"Registered {summary['id']} v{summary['version']} ({summary['status']}).", markup=False
+    )
 
 
 @agreements_app.command("list")
@@ -519,7 +536,8 @@ def agreements_list(
     table = Table("version", "status", "valid", "datasets")
     table.add_column("id", no_wrap=True)
     for s in summaries:
-        table.add_row(
+        _add_row(
+            table,
             str(s["version"]),
             s["status"],
             f"{s['valid_from']} → {s['valid_until']}",
@@ -557,7 +575,7 @@ def agreements_suspend(
         client_secret,
         lambda client: client.suspend_agreement(agreement_id, reason),
     )
-    console.print(f"{summary['id']} is now {summary['status']}.")
+    console.print(f"{summary['id']} is now {summary['status']}.", markup=False)
 
 
 @agreements_app.command("odrl")
@@ -588,7 +606,8 @@ def agreements_validate(
         err_console.print(f"[bold red]Invalid:[/] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(
-        f"{file}: valid ({agreement.id} v{agreement.version}, {len(agreement.datasets)} datasets)."
+        f"{file}: valid ({agreement.id} v{agreement.version}, {len(agreement.datasets)} datasets).",
+        markup=False,
     )
 
 
@@ -653,7 +672,7 @@ def agreements_sign(
         raise UserError(
             f"cannot write {output} ({error.strerror}); give an --output path you can write to."
         ) from None
-    console.print(f"Signed as {party}; wrote {output}.")
+    console.print(f"Signed as {party}; wrote {output}.", markup=False)
 
 
 def _load_agreement(file: Path) -> Agreement:
@@ -699,7 +718,9 @@ def _hub_error(error: Exception) -> None:
     from hub.errors import HubError
 
     if isinstance(error, HubError):
-        err_console.print(f"[bold red]Refused:[/] {error.message} [dim]({error.code})[/]")
+        err_console.print(
+            f"[bold red]Refused:[/] {escape(error.message)} [dim]({escape(error.code)})[/]"
+        )
         raise typer.Exit(1)
     raise error
 
@@ -740,9 +761,9 @@ def clients_create(
     except Exception as error:
         _hub_error(error)
         return
-    console.print(f"client_id:     {client.client_id}")
+    console.print(f"client_id:     {client.client_id}", markup=False)
     if client_secret:
-        console.print(f"client_secret: {client_secret}")
+        console.print(f"client_secret: {client_secret}", markup=False)
         console.print(
             "[bold]Store the secret now[/]: it is shown only this once. Give it to the client as "
             "HUB_CLIENT_ID / HUB_CLIENT_SECRET."
@@ -757,7 +778,9 @@ def clients_revoke(client_id: str) -> None:
     except Exception as error:
         _hub_error(error)
         return
-    console.print(f"{client.client_id} revoked at {client.revoked_at:%Y-%m-%d %H:%M:%S}.")
+    console.print(
+        f"{client.client_id} revoked at {client.revoked_at:%Y-%m-%d %H:%M:%S}.", markup=False
+    )
 
 
 @clients_app.command("list")
@@ -767,7 +790,8 @@ def clients_list() -> None:
     table.add_column("client_id", no_wrap=True)
     for client in _client_store().list():
         view = client.public_view()
-        table.add_row(
+        _add_row(
+            table,
             view["organisation"],
             view["role"],
             view["created_at"][:19],
@@ -804,14 +828,18 @@ def _query_body(
         if value is not None:
             body[key] = value
     if group_by:
-        body["group_by"] = [d for item in group_by for d in item.split(",") if d]
+        body["group_by"] = [d.strip() for item in group_by for d in item.split(",") if d.strip()]
     parsed = []
     for text in filters or []:
         dimension, sep, values = text.partition("=")
         if not sep or not values:
-            err_console.print(f"[bold red]--filter needs DIMENSION=V1,V2[/], got {text!r}")
+            err_console.print(
+                f"[bold red]--filter needs DIMENSION=V1,V2[/], got {escape(repr(text))}"
+            )
             raise typer.Exit(2)
-        parsed.append({"dimension": dimension.strip(), "values": values.split(",")})
+        parsed.append(
+            {"dimension": dimension.strip(), "values": [v.strip() for v in values.split(",")]}
+        )
     if parsed:
         body["filters"] = parsed
     if linkage:
@@ -901,7 +929,8 @@ def query(
             return
         table = Table("bound (rows per person)", "epsilon", "95% half-width", title=answer["note"])
         for row in answer["by_bound"]:
-            table.add_row(
+            _add_row(
+                table,
                 str(row["bound"]),
                 f"{row['epsilon']:.4g}" if "epsilon" in row else "-",
                 f"{row['half_width']:.4g}"
@@ -921,7 +950,8 @@ def query(
             f"[{cell['lower']:g}, {cell['upper']:g}]" if cell.get("lower") is not None else "-"
         )
         value = cell.get("value")
-        table.add_row(
+        _add_row(
+            table,
             *[str(cell[g]) for g in groups],
             "-" if value is None else f"{value:g}",
             interval,
@@ -937,7 +967,8 @@ def query(
         f"unit: {release['unit_of_privacy']}; bound {bound['rows_per_person']} rows per person "
         f"(chosen from histogram {bound['histogram_release_id']}, epsilon "
         f"{bound['histogram_epsilon']:.3g} once this period); budget left for {left['period']}: "
-        f"{left['epsilon_remaining']:.4g} of {left['epsilon_cap']:g}"
+        f"{left['epsilon_remaining']:.4g} of {left['epsilon_cap']:g}",
+        markup=False,
     )
 
 
@@ -951,7 +982,8 @@ def budgets(
     rows = _call(hub_url, client_id, client_secret, lambda client: client.budgets())
     table = Table("agreement", "period", "spent", "left", "cap")
     for row in rows:
-        table.add_row(
+        _add_row(
+            table,
             row["agreement_id"],
             row["period"],
             f"{row['epsilon_spent']:.4g}",
@@ -974,7 +1006,7 @@ def linkage(
     if not body.get("linkage_visible", True):
         table = Table("dataset", "records", "pending")
         for row in body["datasets"]:
-            table.add_row(row["dataset"], f"{row['records']:,}", f"{row['pending']:,}")
+            _add_row(table, row["dataset"], f"{row['records']:,}", f"{row['pending']:,}")
         console.print(table)
         console.print(
             "How records linked is shown to the partnership's information-governance lead "
@@ -985,7 +1017,8 @@ def linkage(
     levels = list(body["levels"])
     table = Table("dataset", "records", *(f"level {level}" for level in levels), "alone", "pending")
     for row in body["datasets"]:
-        table.add_row(
+        _add_row(
+            table,
             row["dataset"],
             f"{row['records']:,}",
             *(f"{row['linked_by_level'][level]:,}" for level in levels),
@@ -994,7 +1027,7 @@ def linkage(
         )
     console.print(table)
     for level, keys in body["levels"].items():
-        console.print(f"level {level}: {', '.join(keys)}")
+        console.print(f"level {level}: {', '.join(keys)}", markup=False)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -95,11 +96,14 @@ class ClientCredentials(httpx.Auth):
         if response.status_code != 200 or "access_token" not in body:
             code = str(body.get("error", "token_refused"))
             reason = str(body.get("error_description", f"HTTP {response.status_code}"))
+            # the hub's own description already says which credentials to check
+            hint = (
+                ""
+                if "HUB_CLIENT_ID" in reason
+                else " (check --client-id/--client-secret or HUB_CLIENT_ID/HUB_CLIENT_SECRET)"
+            )
             raise HubAPIError(
-                response.status_code,
-                code,
-                f"The hub refused a token: {reason} (check --client-id/--client-secret or "
-                "HUB_CLIENT_ID/HUB_CLIENT_SECRET)",
+                response.status_code, code, f"The hub refused a token: {reason}{hint}"
             )
         self._token = str(body["access_token"])
         self._expires_at = time.monotonic() + float(body.get("expires_in", 300))
@@ -146,6 +150,16 @@ class HubClient:
         self.close()
 
     def _request(self, method: str, url: str, **kwargs: Any) -> Any:
+        if "json" in kwargs:
+            try:
+                json.dumps(kwargs["json"], allow_nan=False)
+            except ValueError:
+                raise HubAPIError(
+                    0,
+                    "invalid_request",
+                    "A number in the request is NaN or infinite, which JSON cannot carry: "
+                    "give a finite number.",
+                ) from None
         try:
             response = self._http.request(method, url, **kwargs)
         except httpx.TransportError as error:

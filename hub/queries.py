@@ -879,9 +879,8 @@ class QueryService:
             return {**self._with_budget(stored, organisation, agreement, today), "repeated": True}
         # Before reading data: can the budget pay for the least this query could cost?
         least = door_epsilon(query, agreement)
-        if histogram_doc is None:
-            least += histogram_epsilon(agreement)
-        self._refuse_unless_fits(already, least, p, organisation)
+        histogram_first = 0.0 if histogram_doc is not None else histogram_epsilon(agreement)
+        self._refuse_unless_fits(already, least + histogram_first, p, organisation, histogram_first)
         if histogram_doc is None:
             histogram_doc = self._release_histogram(p, population, organisation, actor)
         released = histogram_from_document(histogram_doc)
@@ -1017,13 +1016,28 @@ class QueryService:
         return Budget(organisation, p.agreement.id, p.period, p.cap, s).describe()
 
     def _refuse_unless_fits(
-        self, already: Spend, epsilon: float, p: Plan, organisation: str
+        self,
+        already: Spend,
+        epsilon: float,
+        p: Plan,
+        organisation: str,
+        histogram_first: float = 0.0,
     ) -> None:
+        """409 unless the budget can pay ``epsilon`` (of which ``histogram_first`` is for the
+        rows-per-person histogram this population needs before any release)."""
         decision = budget.decide(already, Spend(epsilon, 0.0), p.cap, period=p.period)
         if not decision.allowed:
+            # the CLI and clients say "Refused:" themselves
+            message = decision.message.removeprefix("refused: ")
+            if histogram_first:
+                message += (
+                    f" (the epsilon needed includes {histogram_first:g} for the rows-per-person "
+                    "histogram that this data needs first: new uploads since the last query "
+                    "change it)"
+                )
             raise BudgetExhausted(
                 "budget_exhausted",
-                decision.message[0].upper() + decision.message[1:] + ".",
+                message[0].upper() + message[1:] + ".",
                 details=self._budget_details(p, organisation, already),
             )
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from hub.auth.clients import ClientStore
 from hub.cli import app
-from hub.client import HubClient
+from hub.client import HubAPIError, HubClient
 from hub.services import Hub
 from tests.conftest import HubProcess
 from tests.queries.conftest import AGREEMENT, POLICE, PURPOSE, RECIPIENT, load_demo
@@ -47,6 +48,23 @@ def test_cli_and_client_query_preview_and_budgets(hub: Hub, tmp_path: Path) -> N
         assert "epsilon: must be at least 0.001" in " ".join(too_small.output.split())
         budgets = runner.invoke(app, env=env, args=["budgets"])
         assert budgets.exit_code == 0 and AGREEMENT in budgets.output
+        # hostile or careless input is a one-line refusal, not a crash: text that Rich would
+        # read as markup, spaces after the commas of a list
+        base = args[:7]  # query --agreement A --dataset D --purpose P
+        for bad in (["--filter", "[/]"], ["--filter", "sex=[/]"], ["--group-by", "[bold]x"]):
+            marked = runner.invoke(
+                app, env=env, args=[*base, *bad, "--epsilon", "0.2", "--preview"]
+            )
+            assert marked.exit_code in (1, 2), marked.output
+            assert marked.exception is None or isinstance(marked.exception, SystemExit)
+            assert "Traceback" not in marked.output
+            if "[/]" in bad[1]:
+                assert "[/]" in marked.output, marked.output  # shown as given, not as markup
+        spaced = [*base, "--group-by", "sex, age_band", "--filter", "sex=male, female"]
+        spaced_preview = runner.invoke(
+            app, env=env, args=[*spaced, "--epsilon", "0.2", "--preview"]
+        )
+        assert spaced_preview.exit_code == 0, spaced_preview.output
         with HubClient(server.url, client_id=client.client_id, client_secret=secret) as hub_client:
             frame = hub_client.query(
                 purpose=PURPOSE,
@@ -61,6 +79,11 @@ def test_cli_and_client_query_preview_and_budgets(hub: Hub, tmp_path: Path) -> N
                 frame.columns
             )
             assert hub_client.last_release is not None
+            with pytest.raises(HubAPIError, match="NaN or infinite"):
+                hub_client.preview(
+                    agreement_id=AGREEMENT, dataset=POLICE, measure="count_records",
+                    epsilon=float("nan"),
+                )  # fmt: skip
             left = {b["agreement_id"]: b for b in hub_client.budgets()}[AGREEMENT]
             # two releases at 0.2, and the rows-per-person histograms of their two
             # populations (sex in {male, female}; all records), 0.02 x the 0.5 cap each

@@ -287,12 +287,14 @@ def test_an_exhausted_budget_is_refused_saying_what_is_left(
     assert response.status_code == 409, response.text
     error = response.json()["error"]
     assert error["code"] == "budget_exhausted"
-    assert "needs epsilon 0.5 but only epsilon 0.19 of 8 is left" in error["message"]
+    assert error["message"].startswith("The query needs epsilon 0.5 but only epsilon 0.19 of 8")
+    assert "histogram" not in error["message"]  # this population's histogram is paid for
     assert error["details"]["epsilon_remaining"] == pytest.approx(0.19)
     # a new population needs its histogram too: 0.18 + 0.01 fits exactly, then nothing does
     male = {"filters": [{"dimension": "sex", "values": ["male"]}]}
     response = api.post("/v1/queries", json=body(epsilon=0.185, **male), headers=analyst)
     assert response.status_code == 409 and "0.195" in response.json()["error"]["message"]
+    assert "includes 0.01 for the rows-per-person histogram" in response.json()["error"]["message"]
     assert (
         api.post("/v1/queries", json=body(epsilon=0.18, **male), headers=analyst).status_code == 200
     )
