@@ -98,7 +98,7 @@ class ClientCredentials(httpx.Auth):
             reason = str(body.get("error_description", f"HTTP {response.status_code}"))
             # the hub's own description already says which credentials to check
             hint = (
-                ""
+                " (the CLI takes them as --client-id/--client-secret)"
                 if "HUB_CLIENT_ID" in reason
                 else " (check --client-id/--client-secret or HUB_CLIENT_ID/HUB_CLIENT_SECRET)"
             )
