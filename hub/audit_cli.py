@@ -36,24 +36,71 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
-def _local_hub() -> Hub:
+# export, checkpoint and key read the hub's own database and signing key: they run on the
+# hub's host. An IG lead elsewhere uses the API, which the same commands point to.
+_ON_THE_HOST = (
+    "`hub audit {command}` reads the hub's own database and keys, so it runs on the hub's "
+    "host (with its HUB_DATA_DIR or HUB_DATABASE_URL). From elsewhere, with an IG lead's "
+    "token, use the API: {api} (docs/audit.md)."
+)
+_API_OF = {
+    "export": "GET /v1/audit/export?format=jsonl",
+    "checkpoint": "GET /v1/audit/checkpoint",
+    "key": "GET /v1/audit/key",
+    "verify --database": "GET /v1/audit/export and /v1/audit/checkpoint, then `hub audit verify "
+    "EXPORT --checkpoint NOTE --public-key KEY` offline",
+}
+
+
+def _not_on_the_host(command: str, reason: str) -> UserError:
+    return UserError(f"{reason}. " + _ON_THE_HOST.format(command=command, api=_API_OF[command]))
+
+
+def _local_hub(command: str) -> Hub:
+    """The hub on this host, without creating anything: no database file or master secret
+    here means this is not the hub's host."""
+    from hub.keyring import MasterSecretMissing, master_secret_from
     from hub.services import build_hub
 
-    return build_hub(load_settings())
+    settings = load_settings()
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise _not_on_the_host(command, f"There is no hub database at {settings.data_dir}")
+    try:
+        master_secret_from(settings)  # before build_hub, which creates the data folder
+    except MasterSecretMissing:
+        raise _not_on_the_host(command, "This hub's master secret is not configured here") from None
+    return build_hub(settings, migrate=False)
 
 
-def _signer(hub: Hub) -> NoteSigner:
+def _signer(command: str) -> NoteSigner:
+    """The hub's checkpoint signer, from its key file (no database or master secret needed)."""
     from hub.audit.ledger import NoteSigner
 
-    settings = hub.settings
+    settings = load_settings()
+    if not settings.signing_key_file.exists():
+        raise _not_on_the_host(
+            command, f"There is no hub signing key at {settings.signing_key_file}"
+        )
     return NoteSigner.from_key_file(settings.audit_origin, settings.signing_key_file)
 
 
 def load_public_key(path: Path) -> tuple[str | None, Ed25519PublicKey]:
-    """A C2SP verifier key (``name+hash+key``), a PEM public key, or a JWK's raw key."""
+    """A C2SP verifier key (``name+hash+key``), the JSON of ``GET /v1/audit/key`` (which holds
+    one), or a PEM public key."""
+    import json
+
     from hub.audit import notes
 
     text = _read_text(path, "the hub's audit key").strip()
+    if text.startswith("{"):
+        try:
+            text = str(json.loads(text)["verifier_key"]).strip()
+        except (ValueError, KeyError, TypeError):
+            raise notes.NoteError(
+                f"{path} is JSON but not the hub's key document (GET /v1/audit/key), which has "
+                "a verifier_key"
+            ) from None
     if "+" in text and "\n" not in text and not text.startswith("-----"):
         name, key = notes.parse_verifier_key(text)
         return name, key
@@ -138,8 +185,8 @@ def verify(
     lines: _ExportLines | None = None
     try:
         if database:
-            hub = _local_hub()
-            signer = _signer(hub)
+            hub = _local_hub("verify --database")
+            signer = _signer("verify --database")
             db_result = verify_database(hub.engine, signer.name, signer.public_key)
             console.print(
                 f"OK: {db_result.size} events, every leaf and node recomputed, "
@@ -199,7 +246,7 @@ def export_command(
         raise typer.Exit(2)
     if output is not None:
         _check_folder_for(output)
-    hub = _local_hub()
+    hub = _local_hub("export")
     lines = (jsonl_lines if format == "jsonl" else csv_lines)(iter_export(hub.engine))
     if output is None:
         for line in lines:
@@ -219,8 +266,8 @@ def checkpoint_command(
 
     if output is not None:
         _check_folder_for(output)
-    hub = _local_hub()
-    stored = make_checkpoint(hub.engine, _signer(hub))
+    hub = _local_hub("checkpoint")
+    stored = make_checkpoint(hub.engine, _signer("checkpoint"))
     if output is not None:
         output.write_text(stored.note)
     sys.stdout.write(stored.note)
@@ -229,4 +276,4 @@ def checkpoint_command(
 @audit_app.command("key")
 def key_command() -> None:
     """Print the verifier key that checks checkpoints (as GET /v1/audit/key)."""
-    sys.stdout.write(_signer(_local_hub()).verifier_key() + "\n")
+    sys.stdout.write(_signer("key").verifier_key() + "\n")

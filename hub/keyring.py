@@ -12,8 +12,9 @@ from privacy.matchkeys import Pseudonymiser
 from privacy.secrets import MasterSecretError, load_master_secret
 
 
-class MasterSecretMissing(RuntimeError):
-    pass
+class MasterSecretMissing(ValueError):
+    """No usable master secret is configured (a setting to fix: the CLI reports it in one
+    line, as it does other bad settings)."""
 
 
 def master_secret_from(settings: Settings) -> bytes:

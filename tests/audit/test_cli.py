@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -61,6 +62,10 @@ def test_export_checkpoint_and_offline_verify(
     code, output = run(offline, *args)
     assert code == 0, output
     assert "OK: 21 events" in output and "previous checkpoint at 12" in output
+    # the key as GET /v1/audit/key serves it (JSON) works as well
+    (tmp_path / "audit-key.json").write_text(json.dumps({"verifier_key": key.strip()}))
+    code, output = run(offline, *args[:-1], str(tmp_path / "audit-key.json"))
+    assert code == 0 and "OK: 21 events" in output, output
     lines = export.read_text().splitlines(keepends=True)
     lines[16] = lines[16].replace("client-", "client_", 1)
     export.write_text("".join(lines))
@@ -73,6 +78,28 @@ def test_export_checkpoint_and_offline_verify(
         connection.execute(text("UPDATE audit_events SET actor = 'x' WHERE \"index\" = 3"))
     code, output = run(env, "verify", "--database")
     assert code == 1 and "event 3" in output, output
+
+
+@pytest.mark.parametrize(
+    ("command", "api"),
+    [
+        (["export"], "GET /v1/audit/export"),
+        (["checkpoint"], "GET /v1/audit/checkpoint"),
+        (["key"], "GET /v1/audit/key"),
+        (["verify", "--database"], "GET /v1/audit/export"),
+    ],
+)
+def test_host_commands_elsewhere_say_where_to_run_them_and_create_nothing(
+    tmp_path: Path, command: list[str], api: str
+) -> None:
+    # An IG lead on a laptop, after `hub demo-login`: no hub database, key or secret here.
+    elsewhere = tmp_path / "var"
+    code, output = run({"HUB_DATA_DIR": str(elsewhere), "HOME": str(tmp_path)}, *command)
+    assert code == 1, output
+    said = " ".join(output.split())
+    assert "runs on the hub's host" in said and api in said, output
+    assert "Traceback" not in output
+    assert not elsewhere.exists()
 
 
 def test_canonical_json_is_rfc8785() -> None:
