@@ -33,7 +33,12 @@ from typing import Literal
 
 import polars as pl
 
-from adapters.dates import fill_slow_dates, iso_date_expr, iso_datetime_expr
+from adapters.dates import (
+    fill_slow_dates,
+    iso_date_expr,
+    iso_datetime_expr,
+    only_plausible_dates,
+)
 from adapters.schema import ExtractSchema, FieldSpec, load_schemas
 from adapters.tables import column_position
 from privacy import normalise
@@ -149,6 +154,8 @@ class _Plan:
 
     typed: tuple[pl.Expr, ...]  # over the raw columns: typed value per field
     slow_dates: tuple[tuple[str, str, str], ...]  # for fill_slow_dates
+    # dates other than the date of birth, whose checks (an implausible age) say more
+    year_checked: tuple[tuple[str, str, str], ...]  # for only_plausible_dates
     event: pl.Expr  # __event_date, over the typed columns
     outputs: tuple[pl.Expr, ...]  # canonical columns, over the typed stage
     masks: tuple[pl.Expr, ...]  # field and identifier checks, over the typed stage
@@ -313,7 +320,7 @@ class Adapter:
         plan = self._plan(empty, self._already_canonical(raw, empty))
 
         stage = raw.lazy().with_columns(plan.typed).collect()
-        stage = fill_slow_dates(stage, plan.slow_dates)
+        stage = only_plausible_dates(fill_slow_dates(stage, plan.slow_dates), plan.year_checked)
         stage = (
             stage.lazy()
             .with_columns(plan.event)
@@ -434,6 +441,9 @@ class Adapter:
         return _Plan(
             typed=tuple(typed),
             slow_dates=slow_dates,
+            year_checked=tuple(
+                field for field in slow_dates if field[0] not in self.identifier_sources.values()
+            ),
             event=event.alias("__event_date"),
             outputs=tuple(outputs),
             masks=tuple(masks),

@@ -15,6 +15,7 @@ the next for the cells it parses, so the result is that of the full chain.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 import polars as pl
@@ -62,6 +63,29 @@ def fast_datetime_expr(text: pl.Expr) -> pl.Expr:
         .when(text.str.contains(_UK_DATETIME_MINUTES))
         .then(text.str.to_datetime("%d/%m/%Y %H:%M", strict=False, time_unit="us"))
         .otherwise(fast_date_expr(text).cast(pl.Datetime("us")))
+    )
+
+
+# Dates outside these years are refused as not dates: polars reads "0000-06-01" as year 0, which
+# Python's dates (and so the linker, the store and queries) cannot hold.
+FIRST_PLAUSIBLE = dt.date(1900, 1, 1)
+LAST_PLAUSIBLE = dt.date(2199, 12, 31)
+
+
+def only_plausible_dates(
+    frame: pl.DataFrame, fields: Iterable[tuple[str, str, str]]
+) -> pl.DataFrame:
+    """``frame`` with every typed date or date-time of ``fields`` (raw column, typed column,
+    kind) outside :data:`FIRST_PLAUSIBLE`..:data:`LAST_PLAUSIBLE` made null, so that its row
+    is reported like any other impossible date."""
+    typed = [name for _, name, _ in fields]
+    if not typed:
+        return frame
+    return frame.with_columns(
+        pl.when(pl.col(name).dt.date().is_between(FIRST_PLAUSIBLE, LAST_PLAUSIBLE))
+        .then(pl.col(name))
+        .alias(name)
+        for name in typed
     )
 
 

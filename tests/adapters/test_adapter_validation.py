@@ -343,6 +343,27 @@ def test_event_date_and_typed_columns() -> None:
     assert result.frame.schema["row"] == pl.Int64
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("offence_datetime_from", "0000-06-01T10:00:00"),  # polars reads year 0
+        ("offence_datetime_from", "1850-06-01T10:00:00"),
+        ("reported_date", "9999-12-31"),
+        ("reported_date", "01/01/0001"),
+    ],
+)
+def test_a_date_in_an_impossible_year_is_refused_like_any_impossible_date(
+    field: str, value: str
+) -> None:
+    # Year 0 reached the store once and stopped linkage for every agency (Python dates
+    # cannot hold it): a row with such a date must be refused before it is stored.
+    result = run(POLICE, {field: value}, {})
+    issue = next(i for i in result.issues if i.row == 2 and i.field == field)
+    assert issue.severity == "error" and value not in issue.message
+    assert result.frame.get_column("row").to_list() == [3]
+    assert all(d.year >= 1900 for d in result.frame.get_column("event_date").to_list())
+
+
 def test_formula_in_a_workbook_cell_is_rejected_end_to_end() -> None:
     import openpyxl
 
