@@ -8,6 +8,8 @@ so that a dictionary value repeated in every row cannot blow up memory.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,6 +133,23 @@ def _decoded(batch: Any) -> Any:
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
+def _check_utf8(batch: Any) -> None:
+    """``bad_encoding`` unless every text value is valid UTF-8: pyarrow passes a string
+    column's bytes on unchecked, and polars crashes the whole process on invalid ones."""
+    import pyarrow as pa
+
+    for column in batch.columns:
+        if _is_text(column.type):
+            try:
+                column.validate(full=True)
+            except pa.ArrowInvalid:
+                raise ReadError(
+                    "bad_encoding",
+                    "a text column of the Parquet file holds bytes that are not valid UTF-8; "
+                    "write the file again from the source data (text in Parquet must be UTF-8)",
+                ) from None
+
+
 def _text_bytes(batch: Any) -> int:
     import pyarrow.compute as pc
 
@@ -141,6 +160,49 @@ def _text_bytes(batch: Any) -> int:
     )
 
 
+# Run in a child process over the file's footer alone: pyarrow aborts the whole process (C++
+# std::terminate, not a Python exception) on some damaged footers, e.g. column statistics whose
+# bytes do not fit the column's type, as soon as a column chunk's metadata is read.
+# A Python exception there is fine (the reader reports it); only the child's death is refused.
+_FOOTER_CHECK = """
+import sys
+import pyarrow as pa
+import pyarrow.parquet as pq
+try:
+    metadata = pq.read_metadata(pa.BufferReader(sys.stdin.buffer.read()))
+    metadata.schema.to_arrow_schema()
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for column in range(row_group.num_columns):
+            row_group.column(column).to_dict()
+except Exception:
+    pass
+"""
+_FOOTER_CHECK_SECONDS = 60
+
+
+def _footer_survives_pyarrow(data: bytes) -> bool:
+    """Whether pyarrow can read every part of the file's footer without dying."""
+    if len(data) < 12 or not data.endswith(b"PAR1"):
+        return False
+    length = int.from_bytes(data[-8:-4], "little")
+    if length > len(data) - 12:
+        return False
+    footer_only = b"PAR1" + data[-8 - length :]
+    try:
+        # our interpreter and our script; the upload's bytes are only its standard input
+        checked = subprocess.run(  # noqa: S603
+            [sys.executable, "-c", _FOOTER_CHECK],
+            input=footer_only,
+            capture_output=True,
+            timeout=_FOOTER_CHECK_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return checked.returncode == 0
+
+
 def open_parquet(
     data: bytes, *, batch_rows: int, max_columns: int, max_unpacked_bytes: int
 ) -> Table:
@@ -148,6 +210,8 @@ def open_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if not _footer_survives_pyarrow(data):
+        raise _unreadable_parquet("its footer (the file's metadata) is damaged")
     try:
         parquet = pq.ParquetFile(pa.BufferReader(data))
         arrow_schema = parquet.schema_arrow
@@ -174,6 +238,7 @@ def open_parquet(
                     batch_size=rows, row_groups=[group], use_threads=False
                 ):
                     batch = _decoded(batch)
+                    _check_utf8(batch)
                     budget.spend(_text_bytes(batch))
                     frame = pl.from_arrow(batch)
                     assert isinstance(frame, pl.DataFrame)  # a record batch converts to a frame

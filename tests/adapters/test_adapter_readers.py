@@ -6,7 +6,9 @@ import datetime as dt
 import io
 import random
 import zipfile
+from pathlib import Path
 
+import numpy as np
 import openpyxl
 import polars as pl
 import pyarrow as pa
@@ -285,6 +287,38 @@ def test_parquet_columns_cast_to_strings() -> None:
         ("Amara", "2008-03-14", "15", "2024-02-10T21:15:00", "true", "3"),
         (None, None, "16", None, "false", "2.5"),
     ]
+
+
+def test_parquet_text_that_is_not_utf8_is_refused_before_polars_reads_it() -> None:
+    # pyarrow passes a string column's bytes on unchecked; polars crashed the process on them
+    postcodes = pa.Array.from_buffers(
+        pa.string(),
+        3,
+        [None, pa.py_buffer(np.array([0, 6, 12, 18], dtype=np.int32).tobytes()),
+         pa.py_buffer(b"N7 8P\xfc" * 3)],
+    )  # fmt: skip
+    buffer = io.BytesIO()
+    names = ["Amara", "Bola", "Chidi"]
+    pq.write_table(pa.table({"forename": names, "postcode": postcodes}), buffer)
+    error = refused(buffer.getvalue(), "extract.parquet")
+    assert error.code == "bad_encoding" and "UTF-8" in error.message
+
+
+def test_a_parquet_footer_that_aborts_pyarrow_is_refused_without_killing_the_hub() -> None:
+    # One byte changed in a police extract's footer (column statistics that no longer fit
+    # their type): pyarrow calls std::terminate as soon as that column's metadata is read.
+    # Run in a fresh interpreter, so that a regression fails this test, not the whole suite.
+    damaged = Path(__file__).parent / "files" / "damaged-footer.parquet"
+    script = (
+        "import io\n"
+        "from adapters.readers import ReadError, open_table\n"
+        f"data = open({str(damaged)!r}, 'rb').read()\n"
+        "try:\n"
+        "    list(open_table(io.BytesIO(data), 'x.parquet').batches)\n"
+        "except ReadError as error:\n"
+        "    print(error.code)\n"
+    )
+    assert python_output(script).strip() == "unreadable_parquet"
 
 
 # -------------------------------------------------------------------------------- refusals
