@@ -171,6 +171,13 @@ def open_xlsx(data: bytes, *, batch_rows: int, max_columns: int, max_unpacked_by
     if not workbook.worksheets:
         raise ReadError("empty_file", "the workbook has no worksheets")
     later_sheets = len(workbook.worksheets) > 1
+    if workbook.worksheets[0].sheet_state != "visible":
+        # the user sees another sheet first, and would have its rows stored unawares
+        raise ReadError(
+            "hidden_worksheet",
+            f"the first worksheet is hidden; {_FIRST_SHEET_ONLY} (or unhide it if it holds the "
+            "extract)",
+        )
     rows = _sheet_rows(workbook.worksheets[0])
     header: list[Any] | None = None
     for row in rows:

@@ -613,6 +613,20 @@ def test_xlsx_with_one_empty_sheet_keeps_the_plain_messages() -> None:
     assert "only the first worksheet" not in header_only.message
 
 
+@pytest.mark.parametrize("state", ["hidden", "veryHidden"])
+def test_xlsx_whose_first_sheet_is_hidden_is_refused_not_read_unseen(state: str) -> None:
+    # Excel shows the visible sheet; storing the hidden one's rows would store what the
+    # officer never saw.
+    workbook = openpyxl.load_workbook(io.BytesIO(_workbook([["Forename"], ["Old"]], EXTRACT_ROWS)))
+    workbook.worksheets[0].sheet_state = state
+    workbook.active = 1
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    error = refused(buffer.getvalue(), "extract.xlsx")
+    assert error.code == "hidden_worksheet"
+    assert "first worksheet is hidden" in error.message and "Old" not in error.message
+
+
 def test_xlsx_extract_on_the_first_of_several_sheets_is_read() -> None:
     frame = open_bytes(_workbook(EXTRACT_ROWS, [["Other"], ["x"]]), "extract.xlsx")
     assert frame.rows() == [("Amara", "Secretname")]
