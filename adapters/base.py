@@ -42,6 +42,7 @@ from adapters.dates import (
 from adapters.schema import ExtractSchema, FieldSpec, load_schemas
 from adapters.tables import column_position
 from privacy import normalise
+from privacy.freetext import IDENTIFIER_REGEX
 
 Severity = Literal["error", "warning"]
 
@@ -510,6 +511,22 @@ class Adapter:
                 )
             )
             return expr, checks
+        if _is_free_text(spec):
+            # Free text is kept as an attribute: a typed date, number or postcode in it would
+            # put an identifier on disk. The cell is dropped (the record is kept), with a warning.
+            holds_identifier = col.str.contains(IDENTIFIER_REGEX)
+            checks.append(
+                _Check(
+                    name,
+                    "identifier_in_text",
+                    "warning",
+                    f"{name}: looks like it holds an identifier (a date, a long number, a UPN, "
+                    "a PNC id or a postcode), so the cell was not stored; free text must not "
+                    "identify anyone",
+                    holds_identifier,
+                )
+            )
+            return pl.when(~holds_identifier).then(col), checks
         expr, help_text, code = _typed(spec, canonical)
         if help_text:
             checks.append(_invalid(name, code, help_text, col, expr))
@@ -752,6 +769,20 @@ def _typed(spec: FieldSpec, canonical: bool = False) -> tuple[pl.Expr, str, str]
         expr = col.str.to_lowercase().replace_strict(lookup, default=None, return_dtype=pl.String)
         return expr, _CODE_HELP, "invalid_code"
     return col, "", "invalid_code"
+
+
+# Layout fields that hold typed descriptions rather than codes (by their names: no layout marks
+# them): screened for identifiers by ``_field_checks``.
+_FREE_TEXT_SUFFIXES = ("_description", "_text", "_reason")
+
+
+def _is_free_text(spec: FieldSpec) -> bool:
+    return (
+        spec.type == "string"
+        and spec.allowed_values is None
+        and not spec.pattern
+        and spec.name.endswith(_FREE_TEXT_SUFFIXES)
+    )
 
 
 def _identifier_valid(canonical: str, spec: FieldSpec) -> pl.Expr | None:

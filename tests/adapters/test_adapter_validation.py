@@ -364,6 +364,30 @@ def test_a_date_in_an_impossible_year_is_refused_like_any_impossible_date(
     assert all(d.year >= 1900 for d in result.frame.get_column("event_date").to_list())
 
 
+@pytest.mark.parametrize(
+    ("dataset", "field", "text"),
+    [
+        (POLICE, "mps_minor_text", "Qwertzleak Plughleak 1987-11-23 N1 9GU"),
+        ("probation", "termination_reason", "died, NHS 943 476 5919"),
+        ("ae_istv_assaults", "assault_location_description", "outside 12 Hill St, SE15 4QF"),
+    ],
+)
+def test_free_text_holding_an_identifier_is_not_kept_and_the_row_is(
+    dataset: str, field: str, text: str
+) -> None:
+    result = run(dataset, {field: text}, {field: "Violence without Injury"})
+    issue = only(
+        [i for i in result.issues if i.field == field],
+        row=2,
+        code="identifier_in_text",
+        severity="warning",
+    )
+    assert text not in issue.message
+    kept = result.frame.get_column(field).to_list()
+    assert kept == [None, "Violence without Injury"]  # both rows kept; the first cell dropped
+    assert_value_absent(text, result)
+
+
 def test_formula_in_a_workbook_cell_is_rejected_end_to_end() -> None:
     import openpyxl
 
