@@ -127,13 +127,40 @@ def _utf8_chunks(source: Readable, first: bytes, encoding: str) -> Iterator[byte
 
     UTF-8 passes through untouched (the parser checks it); other encodings are transcoded here,
     so record boundaries can be found on bytes and polars parses only UTF-8.
+
+    A start that is plain ASCII reads as UTF-8, but the file may be Windows-1252 with its first
+    accented letter further on: the first chunk that is not ASCII decides, and if it is not
+    UTF-8 the rest is transcoded from Windows-1252 (the two agree on everything before it).
     """
-    if encoding == "utf-8":
-        if first:
-            yield first
-        while chunk := source.read(_CSV_READ_BYTES):
-            yield chunk
+    if encoding != "utf-8":
+        yield from _transcoded(source, first, encoding)
         return
+    if first:
+        yield first
+    undecided = first.isascii()
+    while chunk := source.read(_CSV_READ_BYTES):
+        if undecided and not chunk.isascii():
+            undecided = False
+            if not _starts_as_utf8(chunk):
+                yield from _transcoded(source, chunk, "cp1252", "UTF-8 or Windows-1252")
+                return
+        yield chunk
+
+
+def _starts_as_utf8(chunk: bytes) -> bool:
+    """Whether ``chunk`` is UTF-8 (a character cut at its end allowed)."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(chunk, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _transcoded(
+    source: Readable, first: bytes, encoding: str, named: str | None = None
+) -> Iterator[bytes]:
+    """``first`` and the rest of ``source``, decoded from ``encoding``, as UTF-8 chunks
+    (``named``: how a refusal names the encodings tried)."""
     decoder = codecs.getincrementaldecoder(encoding)()
     try:
         text = decoder.decode(first)
@@ -145,8 +172,8 @@ def _utf8_chunks(source: Readable, first: bytes, encoding: str) -> Iterator[byte
     except UnicodeDecodeError:
         raise ReadError(
             "bad_encoding",
-            f"part of the file is not valid {_ENCODING_NAMES.get(encoding, encoding)} text; "
-            "export it as CSV UTF-8",
+            f"part of the file is not valid {named or _ENCODING_NAMES.get(encoding, encoding)} "
+            "text; export it as CSV UTF-8",
         ) from None
     if text:
         yield text.encode("utf-8")
@@ -485,6 +512,9 @@ def open_csv(source: Readable, *, prefix: bytes, batch_rows: int, max_columns: i
         )
     hint = _delimiter_hint(text)
     start = hint[1] if hint else 0  # where the header line starts in text
+    # blank lines above the header (ASCII, so as many bytes as characters)
+    start += len(text[start:]) - len(text[start:].lstrip(" \t\r\n"))
+    start -= len(text[:start]) - len(text[:start].rstrip(" \t"))  # not the header's own indent
     header_line = _first_line(text[start:])
     while header_line is None and not at_eof:
         # a very wide header: read on (bounded) until the first line ends

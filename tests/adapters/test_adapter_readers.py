@@ -61,11 +61,31 @@ def test_windows_1252_name_with_accent() -> None:
     assert frame.row(0) == ("José", "Müller")
 
 
-def test_invalid_utf8_after_the_sniffed_block_is_refused() -> None:
+def test_bytes_neither_utf8_nor_windows_1252_after_the_sniffed_block_are_refused() -> None:
     body = "forename,surname\n" + "Amara,Okafor\n" * 10_000
-    error = refused(body.encode() + b"\xff\xfe\xfa,x\n")
+    error = refused(body.encode() + b"\x81\x8d,x\n")  # undefined in Windows-1252 too
     assert error.code == "bad_encoding"
-    assert "UTF-8" in error.message
+    assert "UTF-8 or Windows-1252" in error.message
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-8"])
+# the first accented letter: in the sniffed first 64 KiB, just after it, megabytes on
+@pytest.mark.parametrize("ascii_rows", [10, 6_000, 150_000])
+def test_the_first_accented_letter_decides_the_encoding_wherever_it_is(
+    encoding: str, ascii_rows: int
+) -> None:
+    rows = ["Amara,Okafor"] * ascii_rows + ["Zoë,Müller", "José,O’Brien"]
+    body = ("forename,surname\n" + "\n".join(rows) + "\n").encode(encoding)
+    table = open_table(ReadOnlyStream(body, chunk=65_536), "x.csv", batch_rows=50_000)  # type: ignore[arg-type]
+    frame = pl.concat(list(table.batches))
+    assert frame.height == ascii_rows + 2
+    assert frame.rows()[-2:] == [("Zoë", "Müller"), ("José", "O’Brien")]
+
+
+def test_blank_lines_above_the_header_are_skipped() -> None:
+    frame = open_bytes(b"\n \r\n\n  Forename ,Surname\nZo\xc3\xab,Okafor\n")
+    assert frame.columns == ["forename", "surname"]
+    assert frame.rows() == [("Zoë", "Okafor")]
 
 
 def test_windows_1252_file_with_an_undefined_byte_late_on_is_refused() -> None:
