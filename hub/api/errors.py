@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.logs import describe_error
@@ -39,6 +40,11 @@ class ContainErrors:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # the caller went away mid-request (an upload cancelled): nothing was stored, as
+            # the upload's transaction was rolled back, and there is no one to answer
+            log.info("client disconnected before the request was read in full")
+            return
         except Exception as error:
             log.error("unexpected %s", describe_error(error))
             if response_started:
