@@ -9,6 +9,7 @@ its rows into the plain facts below.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -163,6 +164,19 @@ def _budget(s: Subject, r: Resource, c: Mapping[str, Any]) -> tuple[bool, str]:
         return False, "no positive epsilon was given"
     cap = r.agreement.epsilon_per_query
     ok = epsilon <= cap
+    half_width = c.get("target_half_width")
+    if half_width is not None and not ok:
+        # the caller asked for an accuracy, not an epsilon: answer in its terms
+        needs = (
+            "cannot be reached at any epsilon"
+            if math.isinf(epsilon)
+            else (f"needs epsilon {epsilon:.3g} even at the smallest contribution bound")
+        )
+        return False, (
+            f"a 95% half-width of {half_width:g} {needs}, above the {cap} per query: ask for "
+            "a wider half-width (POST /v1/queries/preview shows the half-width each epsilon "
+            "gives)"
+        )
     hint = "" if ok else f" (ask for at most {cap}, or give a wider target_half_width)"
     return ok, f"epsilon {epsilon} against {cap} per query{hint}"
 

@@ -179,6 +179,7 @@ def _query_resource(
     context: dict[str, Any] = {"purpose": purpose, "dimensions": query_dimensions(query)}
     if with_epsilon:
         context["epsilon"] = door_epsilon(query, agreement)
+        context["target_half_width"] = query.target_half_width
     return Resource(kind="dataset", agreement=facts, dataset=query.dataset), context
 
 

@@ -174,6 +174,9 @@ def send(api: TestClient, headers: dict[str, str], query: Any) -> Any:
         # so small it would not even change a spent total: refused, never a 500
         (body(epsilon=1e-16), 422, "The query is not valid"),
         (body(epsilon=None, target_half_width=1e20), 422, "The query is not valid"),
+        # an accuracy the cap cannot buy is answered in its own terms, not as "epsilon inf"
+        (body(epsilon=None, target_half_width=0.5), 403, "half-width of 0.5 cannot be reached"),
+        (body(epsilon=None, target_half_width=3), 403, "half-width of 3 needs epsilon"),
         ("{bad", 422, "The request body is not JSON"),
         ("[" * 100_000 + "]" * 100_000, 422, "The request body is not JSON"),
         (
