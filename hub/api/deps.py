@@ -400,7 +400,11 @@ def authorize(action: str) -> Callable[[Request], Any]:
             raise Forbidden(
                 "forbidden",
                 f"{decision.reason[0].upper()}{decision.reason[1:]}. If you need this access, "
-                "ask your organisation's information-governance lead.",
+                + (
+                    "ask the partnership's information-governance lead."
+                    if claims.role == "ig_lead"
+                    else "ask your organisation's information-governance lead."
+                ),
             )
         return Authorized(subject, claims, decision, request_id, body)
 
