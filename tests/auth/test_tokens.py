@@ -348,3 +348,16 @@ def test_metadata_and_jwks(api: TestClient, hub: Hub) -> None:
     assert "private_key_jwt" in metadata["token_endpoint_auth_methods_supported"]
     keys = api.get("/.well-known/jwks.json").json()["keys"]
     assert keys[0]["kty"] == "OKP" and "d" not in keys[0]
+
+
+def test_a_refusal_tells_an_ig_lead_whom_to_ask_and_others_their_ig_lead(
+    api: TestClient, tokens: Tokens
+) -> None:
+    ig_lead = api.get("/v1/budgets", headers=tokens.headers("ig_lead", "met-police"))
+    assert ig_lead.status_code == 403, ig_lead.text
+    assert "ask the partnership's information-governance lead" in ig_lead.json()["error"]["message"]
+    officer = api.get("/v1/budgets", headers=tokens.headers("data_officer", "met-police"))
+    assert officer.status_code == 403, officer.text
+    assert "ask your organisation's information-governance lead" in officer.json()["error"][
+        "message"
+    ]
