@@ -181,10 +181,10 @@ def run_ours(data: Loaded) -> dict[str, object]:
     # pass's labels can be scored
     steps: list[tuple[str, int, np.ndarray]] = []
     bloom_links = 0
-    for column, threshold in BLOOM_PASSES:
-        result = bloom_link(data.keyed, labels, threshold=threshold, column=column)
+    for bloom_pass in BLOOM_PASSES:
+        result = bloom_link(data.keyed, labels, bloom_pass=bloom_pass)
         labels, bloom_links = result.labels, bloom_links + result.links
-        steps.append((column, 5, labels))
+        steps.append((bloom_pass.column, 5, labels))
     labels, joined = name_part_link(data.keyed, labels)
     bloom_links += joined
     steps.append(("name_part", 5, labels))
