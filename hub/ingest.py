@@ -43,6 +43,7 @@ from hub.records import KeptBatch, batch_blob, build_records
 from hub.signing import HubSigner
 from hub.streams import HashingReader, needs_random_access
 from privacy.linkage.anchors import ANCHOR_FIELDS, AnchorEncoder
+from privacy.linkage.bloom import BloomEncoder
 from privacy.matchkeys import Pseudonymiser, pack_match_keys
 
 log = logging.getLogger("hub.ingest")
@@ -52,8 +53,9 @@ ProgressCallback = Callable[[int], None]
 
 @dataclass(frozen=True)
 class _KeyedBatch:
-    """One batch as the store takes it: what is kept, the match keys (digest prefixes) and the
-    keyed anchors (``privacy.linkage.anchors``). No raw identifier reaches this stage."""
+    """One batch as the store takes it: what is kept, the match keys (digest prefixes), and the
+    keyed anchors (``privacy.linkage.anchors``) with the hardened name CLK
+    (``privacy.linkage.bloom``). No raw identifier reaches this stage."""
 
     kept: KeptBatch
     key_prefixes: pl.DataFrame
@@ -152,6 +154,7 @@ class Ingestor:
         adapter = get_adapter(dataset)
         pseudonymiser = self._keyring.pseudonymiser(agreement.linkage_domain)
         anchor_encoder = self._keyring.anchor_encoder(agreement.linkage_domain)
+        bloom_encoder = self._keyring.bloom_encoder(agreement.linkage_domain)
         reader = HashingReader(source, self._max_upload_bytes)
         stream: BinaryIO = io.BufferedReader(reader, buffer_size=1 << 20)
         if needs_random_access(filename):
@@ -193,16 +196,16 @@ class Ingestor:
                     )
                     insert_frame(connection, table_rows, records, constants=constants)  # type: ignore[arg-type]
                     anchors = pl.concat([rows.to_frame(), batch.anchors], how="horizontal")
-                    for table, columns in (
-                        (RecordAttributeBatchRow, batch.kept.attributes),
-                        (RecordAnchorBatchRow, anchors),
+                    for table, body in (
+                        (RecordAttributeBatchRow, batch_blob(batch.kept.attributes)),
+                        (RecordAnchorBatchRow, batch_blob(anchors, compression="lz4")),
                     ):
                         connection.execute(
                             insert(table).values(
                                 upload_pk=upload_pk,
                                 first_row=int(rows[0]),
                                 rows=records.height,
-                                body=batch_blob(columns),
+                                body=body,
                             )
                         )
 
@@ -215,7 +218,9 @@ class Ingestor:
 
                 def key(canonical: pl.DataFrame) -> None:
                     writer.submit(
-                        self._keyed(adapter, terms, pseudonymiser, anchor_encoder, canonical)
+                        self._keyed(
+                            adapter, terms, pseudonymiser, anchor_encoder, bloom_encoder, canonical
+                        )
                     )
 
                 keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key", depth=1)
@@ -326,18 +331,22 @@ class Ingestor:
         terms: DatasetTerms,
         pseudonymiser: Pseudonymiser,
         anchor_encoder: AnchorEncoder,
+        bloom_encoder: BloomEncoder,
         canonical: pl.DataFrame,
     ) -> _KeyedBatch:
-        """What is kept of a canonical batch, its match keys and its keyed anchors.
+        """What is kept of a canonical batch, its match keys, its keyed anchors and its
+        hardened name CLK.
 
-        ``canonical`` holds raw identifiers; nothing of it but the digests, the anchors and
-        the generalised values leaves this function.
+        ``canonical`` holds raw identifiers; nothing of it but the digests, the anchors, the
+        hardened CLKs and the generalised values leaves this function.
         """
-        # the anchors are made of fields the match keys normalise anyway: normalised once
+        # the anchors and the CLK are made of fields the match keys normalise anyway:
+        # normalised once
         keys = pseudonymiser.match_key_prefixes(canonical, adapter.dataset, fields=ANCHOR_FIELDS)
         anchors = anchor_encoder.encode(canonical, normalised=keys.select(ANCHOR_FIELDS))
+        clks = bloom_encoder.name_clks(keys["fore"], keys["sur"], keys["year"])
         kept = build_records(canonical, terms, adapter)
-        return _KeyedBatch(kept, keys.drop(ANCHOR_FIELDS), anchors)
+        return _KeyedBatch(kept, keys.drop(ANCHOR_FIELDS), anchors.with_columns(clks))
 
     def _live_upload(
         self, connection: Connection, agreement_id: str, dataset: str, sha256: str

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from hub.settings import Settings
 from privacy.linkage.anchors import AnchorEncoder
+from privacy.linkage.bloom import BloomEncoder
 from privacy.matchkeys import Pseudonymiser
 from privacy.secrets import MasterSecretError, load_master_secret
 
@@ -45,6 +46,7 @@ class KeyRing:
         self.key_version = key_version
         self._pseudonymisers: dict[str, Pseudonymiser] = {}
         self._anchor_encoders: dict[str, AnchorEncoder] = {}
+        self._bloom_encoders: dict[str, BloomEncoder] = {}
 
     def pseudonymiser(self, linkage_domain: str) -> Pseudonymiser:
         if linkage_domain not in self._pseudonymisers:
@@ -59,3 +61,12 @@ class KeyRing:
                 self._master_secret, linkage_domain, self.key_version
             )
         return self._anchor_encoders[linkage_domain]
+
+    def bloom_encoder(self, linkage_domain: str) -> BloomEncoder:
+        """One per domain for the life of the process: its cache of keyed bigram patterns
+        stays warm from upload to upload."""
+        if linkage_domain not in self._bloom_encoders:
+            self._bloom_encoders[linkage_domain] = BloomEncoder(
+                self._master_secret, linkage_domain, self.key_version
+            )
+        return self._bloom_encoders[linkage_domain]

@@ -114,7 +114,7 @@ class RecordRow(Base):
 
 
 class _RecordBatchColumns:
-    """One batch of an upload's records stored column-wise: ``body`` is a zstd-compressed
+    """One batch of an upload's records stored column-wise: ``body`` is a compressed
     Parquet file (Arrow IPC in batches stored before) whose ``row`` column names the records
     (``hub.records.batch_blob``)."""
 
@@ -137,11 +137,14 @@ class RecordAttributeBatchRow(_RecordBatchColumns, Base):
 
 
 class RecordAnchorBatchRow(_RecordBatchColumns, Base):
-    """The keyed anchors of one batch of an upload's records (``privacy.linkage.anchors``):
-    a zstd-compressed columnar file (``hub.records.batch_blob``) with a ``row`` column, the
-    64-bit fingerprint of each anchor (null where an input was missing) and ``bloom_named``.
-    The linker attaches records without names (A&E) to persons through them; they hold no
-    value, only keyed digests."""
+    """The keyed anchors and hardened name CLKs of one batch of an upload's records
+    (``privacy.linkage.anchors``, ``privacy.linkage.bloom``): a columnar file
+    (``hub.records.batch_blob``) with a ``row`` column, the 64-bit fingerprint of each anchor
+    (null where an input was missing), ``bloom_named`` and ``bloom_name_clk`` (the folded,
+    balanced, keyed-permuted Bloom filter of forename and surname bigrams; null unless both
+    were present; batches stored before it have no such column). The linker attaches records
+    without names (A&E) to persons through the anchors and joins misspelt names through the
+    CLKs; they hold no value, only keyed digests and hardened bits."""
 
     __tablename__ = "record_anchor_batches"
 

@@ -57,7 +57,6 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import polars_hash  # noqa: F401  (registers the vectorised `chash` expression namespace)
-import pyarrow as pa
 
 from privacy.keys import derive_key
 from privacy.linkage.anchors import (
@@ -126,6 +125,10 @@ def fold(hardened: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return np.ascontiguousarray(hardened[:, :half] ^ hardened[:, half:])
 
 
+_PATTERN_CHUNK = 1_024
+"""New patterns are built this many at a time (a 2 MB scratch bit array at 1,024 bits, not
+one the size of a first batch's thousands of new bigrams)."""
+
 U8 = npt.NDArray[np.uint8]
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
@@ -145,17 +148,33 @@ def _distinct_map(values: pl.Series, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Ser
 
 
 @dataclass
+class _PatternStore:
+    """The hardened bit patterns of one encoding's messages ``field | year | bigram`` seen so
+    far, and where each sits."""
+
+    def __init__(self, words: int) -> None:
+        # (year id, bigram id) -> row of ``rows`` (-1: not computed yet); grows as needed
+        self.table: I64 = np.full((128, 1024), -1, dtype=np.int64)
+        self.rows: U64 = np.zeros((0, words), dtype=np.uint64)
+
+    def grow(self, years: int, grams: int) -> None:
+        shape = self.table.shape
+        if years > shape[0] or grams > shape[1]:
+            grown = np.full(
+                (max(years, 2 * shape[0]), max(grams, 2 * shape[1])), -1, dtype=np.int64
+            )
+            grown[: shape[0], : shape[1]] = self.table
+            self.table = grown
+
+
+@dataclass
 class _FieldStore:
-    """Per field: bigram ids and the hardened bit patterns of the messages seen so far."""
+    """Per field: bigram ids, and per encoding the patterns made so far (only for the
+    encodings asked for: the hub asks only for the name CLK)."""
 
     gram_index: dict[str, int] = dataclasses.field(default_factory=dict)
     gram_text: list[str] = dataclasses.field(default_factory=list)
-    # (year id, bigram id) -> row of ``rows`` (-1: not computed yet); grows as needed
-    table: npt.NDArray[np.int64] = dataclasses.field(
-        default_factory=lambda: np.full((128, 1024), -1, dtype=np.int64)
-    )
-    rows: dict[str, U64] = dataclasses.field(default_factory=dict)
-    size: int = 0
+    patterns: dict[str, _PatternStore] = dataclasses.field(default_factory=dict)
 
 
 class BloomEncoder:
@@ -208,22 +227,16 @@ class BloomEncoder:
     # ------------------------------------------------------------------ CLKs
 
     def _message_rows(
-        self, field: str, k: int, year_ids: I64, gram_ids: I64, outputs: tuple[str, ...]
-    ) -> I64:
-        """Rows (in this encoder's per-field store) of the hardened bit patterns of messages
-        ``field | year | bigram`` (by year id and bigram id). Patterns not seen before are
-        computed now: one HMAC each, then the k double-hashing positions, each written to its
-        two balanced, permuted positions."""
-        store = self._store[field]
-        need = (int(year_ids.max()) + 1, int(gram_ids.max()) + 1) if year_ids.size else (0, 0)
-        if need[0] > store.table.shape[0] or need[1] > store.table.shape[1]:
-            grown = np.full(
-                (max(need[0], 2 * store.table.shape[0]), max(need[1], 2 * store.table.shape[1])),
-                -1,
-                dtype=np.int64,
-            )
-            grown[: store.table.shape[0], : store.table.shape[1]] = store.table
-            store.table = grown
+        self, field: str, k: int, year_ids: I64, gram_ids: I64, output: str
+    ) -> tuple[I64, U64]:
+        """Rows (and the pattern matrix they index) of the hardened bit patterns, in the
+        encoding ``output``, of messages ``field | year | bigram`` (by year id and bigram id).
+        Patterns not seen before are computed now: one HMAC each, then the k double-hashing
+        positions, each written to its two balanced, permuted positions."""
+        field_store = self._store[field]
+        store = field_store.patterns.setdefault(output, _PatternStore(2 * self.bits // 64))
+        if year_ids.size:
+            store.grow(int(year_ids.max()) + 1, int(gram_ids.max()) + 1)
         rows = store.table[year_ids, gram_ids]
         absent = rows < 0
         if absent.any():
@@ -231,7 +244,7 @@ class BloomEncoder:
             missing = np.unique(year_ids[absent] * width + gram_ids[absent])
             new_years, new_grams = missing // width, missing % width
             years = np.array(self._year_text, dtype=object)[new_years]
-            grams = np.array(store.gram_text, dtype=object)[new_grams]
+            grams = np.array(field_store.gram_text, dtype=object)[new_grams]
             digest = (
                 pl.concat_str(
                     [
@@ -257,20 +270,30 @@ class BloomEncoder:
             positions = (
                 (h1[:, None] + np.arange(k, dtype=np.uint64)[None, :] * h2[:, None]) % m
             ).astype(np.int64)
-            base = (np.arange(missing.size, dtype=np.int64) * 2 * self.bits)[:, None]
-            for name in outputs:
-                target, _ = self._targets[name]
-                bits = np.zeros(missing.size * 2 * self.bits, dtype=bool)
-                bits[(base + target[positions]).ravel()] = True
-                bits[(base + target[positions + self.bits]).ravel()] = True
-                patterns = np.packbits(bits).view(np.uint64).reshape(missing.size, -1)
-                store.rows[name] = np.concatenate([store.rows.get(name, patterns[:0]), patterns])
+            # with its complement position: pinv[j] and pinv[m + j]
+            hardened = self._targets[output][0][
+                np.concatenate([positions, positions + self.bits], axis=1)
+            ]
+            made = [
+                self._patterns(hardened[s : s + _PATTERN_CHUNK])
+                for s in range(0, missing.size, _PATTERN_CHUNK)
+            ]
+            first = store.rows.shape[0]
+            store.rows = np.concatenate([store.rows, *made])
             store.table[new_years, new_grams] = np.arange(
-                store.size, store.size + missing.size, dtype=np.int64
+                first, first + missing.size, dtype=np.int64
             )
-            store.size += missing.size
             rows = store.table[year_ids, gram_ids]
-        return rows
+        return rows, store.rows
+
+    def _patterns(self, filter_positions: I64) -> U64:
+        """Hardened bit patterns (one packed row each) of messages whose filter positions are
+        given (one row each): filter bit ``j`` set at its two hardened positions."""
+        count = filter_positions.shape[0]
+        base = (np.arange(count, dtype=np.int64) * 2 * self.bits)[:, None]
+        bits = np.zeros(count * 2 * self.bits, dtype=bool)
+        bits[(base + filter_positions).ravel()] = True
+        return np.packbits(bits).view(np.uint64).reshape(count, -1)
 
     def _ids(self, values: pl.Series, index: dict[str, int], text: list[str]) -> I64:
         """Stable small ids of string values (new values are numbered on first sight)."""
@@ -293,8 +316,6 @@ class BloomEncoder:
         acc = {name: np.zeros((n, words), dtype=np.uint64) for name in wanted}
         year_id = self._ids(years, self._year_index, self._year_text)
         for field, k in _FIELDS:
-            # a field's cached patterns are made for every encoding it feeds, whichever this
-            # call wants, so the cache never holds a pattern for one encoding only
             outputs = ("bloom_clk",) if field == "postcode" else CLK_COLUMNS
             if not set(outputs) & set(wanted):
                 continue
@@ -337,25 +358,23 @@ class BloomEncoder:
             pair_value, pair_year = pair_value[order], pair_year[order]
             lens = counts[pair_value]
             steps = [int(np.count_nonzero(lens > j)) for j in range(int(lens[0]))]
-            # one lookup for all steps (new patterns are appended to the store once)
-            all_rows = self._message_rows(
-                field,
-                k,
-                np.concatenate([pair_year[:c] for c in steps]),
-                np.concatenate([gram_id[offsets[pair_value[:c]] + j] for j, c in enumerate(steps)]),
-                outputs,
+            year_steps = np.concatenate([pair_year[:c] for c in steps])
+            gram_steps = np.concatenate(
+                [gram_id[offsets[pair_value[:c]] + j] for j, c in enumerate(steps)]
             )
-            step_rows = np.split(all_rows, np.cumsum(steps)[:-1])
             for name in (o for o in outputs if o in wanted):
+                # one lookup for all steps (new patterns are added to the store once)
+                all_rows, patterns = self._message_rows(field, k, year_steps, gram_steps, name)
                 compact = np.zeros((uniq.size + 1, words), dtype=np.uint64)  # last row: none
-                patterns = store.rows[name]
-                for c, rows in zip(steps, step_rows, strict=True):
-                    compact[:c] |= patterns[rows]
+                start = 0
+                for c in steps:
+                    compact[:c] |= patterns[all_rows[start : start + c]]
+                    start += c
                 where = np.full(n, uniq.size, dtype=np.int64)
                 where[records] = rank[record_pair]
                 acc[name] |= compact[where]
         any_field = norm.select(
-            pl.any_horizontal(pl.col(f).is_not_null() for f, _ in _FIELDS)
+            pl.any_horizontal(pl.col(f).is_not_null() for f, _ in _FIELDS if f in norm.columns)
         ).to_series()
         both_names = norm.select(
             pl.col("forename").is_not_null() & pl.col("surname").is_not_null()
@@ -368,11 +387,7 @@ class BloomEncoder:
             hardened = acc[name] ^ flip[None, :]
             if name == "bloom_name_clk":
                 hardened = fold(hardened)
-            width = hardened.shape[1] * 8
-            array = pa.FixedSizeBinaryArray.from_buffers(
-                pa.binary(width), n, [None, pa.py_buffer(np.ascontiguousarray(hardened))]
-            )
-            series = pl.Series(name, pl.from_arrow(array)).cast(pl.Binary)
+            series = pl.Series(name, hardened)  # Array(UInt64, words)
             out[name] = pl.select(pl.when(present).then(series)).to_series().alias(name)
         return out
 
@@ -404,9 +419,10 @@ class BloomEncoder:
     def encode(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Per row of a canonical frame (forename, surname, postcode, date_of_birth, sex, and
         optionally event_date and an age column of :data:`AGE_COLUMNS`; absent columns count as
-        null): ``bloom_block`` (Binary, null without a date of birth), ``bloom_clk`` (Binary,
-        ``2*bits/8`` bytes, hardened; null when forename, surname and postcode are all
-        missing), ``bloom_name_clk`` (names only; null unless both are present),
+        null): ``bloom_block`` (Binary, null without a date of birth), ``bloom_clk``
+        (``Array(UInt64, 2*bits/64)``, hardened; null when forename, surname and postcode are
+        all missing), ``bloom_name_clk`` (names only, folded to ``bits/64`` words; null unless
+        both are present),
         ``bloom_named``, and the keyed anchors of :data:`ANCHOR_COLUMNS` (32-byte digests, null
         where an input is missing; ``privacy.linkage.anchors.AnchorEncoder`` gives their 64-bit
         fingerprints, which is what the hub stores)."""
@@ -493,10 +509,8 @@ class BloomEncoder:
 
 
 def _unpack(clks: pl.Series) -> npt.NDArray[np.uint64]:
-    """Hardened CLKs (non-null, equal length) as a (n, words) uint64 matrix."""
-    raw = b"".join(clks.to_list())
-    width = len(clks[0]) if clks.len() else 8
-    return np.frombuffer(raw, dtype=np.uint64).reshape(-1, width // 8)
+    """Hardened CLKs (non-null ``Array(UInt64, words)``) as a (n, words) uint64 matrix."""
+    return np.ascontiguousarray(clks.to_numpy(), dtype=np.uint64)
 
 
 def dice(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:

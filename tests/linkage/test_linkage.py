@@ -20,7 +20,7 @@ from privacy.linkage.bloom import (
 )
 from privacy.linkage.cascade import Linker
 from privacy.linkage.quality import pairwise_quality, quality_by_dataset_pair
-from privacy.matchkeys import Pseudonymiser
+from privacy.matchkeys import Pseudonymiser, normalised_fields
 
 MASTER = b"\x5a" * 32
 VALID_NHS = "9434765919"
@@ -175,14 +175,17 @@ def test_same_upload_twice_is_idempotent() -> None:
 def test_withdrawal_recomputes_touched_persons_and_keeps_surviving_ids() -> None:
     amara = person(nhs_number=NHS_A, local_id="C1")
     linker = Linker(MASTER, "d", 1)
-    linker.add(upload("csc", [amara, person("Liam", "Brown", date(1999, 5, 6), "N1 1AA")],
-                      dataset="csc"))
+    linker.add(
+        upload("csc", [amara, person("Liam", "Brown", date(1999, 5, 6), "N1 1AA")], dataset="csc")
+    )
     before = persons(linker)
     # A&E: the NHS number bridges to a police record with name but no NHS number
-    linker.add(upload("ae", [person(None, None, date(2008, 3, 14), None, nhs_number=NHS_A)],
-                      dataset="ae"))
-    linker.add(upload("police", [person("Amara", "Okafor", date(2008, 3, 14), "E1 6AN")],
-                      dataset="police"))
+    linker.add(
+        upload("ae", [person(None, None, date(2008, 3, 14), None, nhs_number=NHS_A)], dataset="ae")
+    )
+    linker.add(
+        upload("police", [person("Amara", "Okafor", date(2008, 3, 14), "E1 6AN")], dataset="police")
+    )
     merged = persons(linker)
     assert merged["csc:0"] == merged["ae:0"] == merged["police:0"] == before["csc:0"]
     assert linker.remove(["csc:0", "csc:1"]) == 2
@@ -194,8 +197,9 @@ def test_withdrawal_recomputes_touched_persons_and_keeps_surviving_ids() -> None
     # withdrawing the newest upload leaves the older person's id untouched
     linker2 = Linker(MASTER, "d", 1)
     linker2.add(upload("csc", [amara], dataset="csc"))
-    linker2.add(upload("ae", [person(None, None, date(2008, 3, 14), None, nhs_number=NHS_A)],
-                       dataset="ae"))
+    linker2.add(
+        upload("ae", [person(None, None, date(2008, 3, 14), None, nhs_number=NHS_A)], dataset="ae")
+    )
     pid = persons(linker2)["csc:0"]
     linker2.remove(["ae:0"])
     assert persons(linker2) == {"csc:0": pid}
@@ -238,9 +242,11 @@ def test_bloom_links_a_typo_the_keys_miss_and_is_keyed() -> None:
     linked, links = bloom_cascade(records, labels)  # two typos and a moved postcode: 0.915
     assert linked[0] == linked[2] != linked[1] and links == 1  # on names alone: 0.925
     other = BloomEncoder(MASTER, "d", 2).encode(pl.DataFrame([a], schema_overrides={}))
-    assert other["bloom_clk"][0] != records["bloom_clk"][0]
-    assert len(records["bloom_clk"][0]) == 256  # 2 * 1024 bits, balanced
-    assert bin(int.from_bytes(records["bloom_clk"][0], "big")).count("1") == 1024
+    assert not np.array_equal(other["bloom_clk"][0].to_numpy(), records["bloom_clk"][0].to_numpy())
+    full = records["bloom_clk"][0].to_numpy()
+    assert full.nbytes == 256  # 2 * 1024 bits, balanced
+    assert int(np.bitwise_count(full).sum()) == 1024
+    assert records["bloom_name_clk"][0].to_numpy().nbytes == 128  # folded
 
 
 def test_anchor_links_nameless_records_only_when_unambiguous() -> None:
@@ -268,8 +274,11 @@ def test_pairwise_quality_known_counts() -> None:
     by = quality_by_dataset_pair(pred, truth, ["x", "y", "x", "x", "y"])
     rows = {(r["left"], r["right"]): r for r in by.to_dicts()}
     # x-y: true pairs (0,1),(1,2),(3,4) = 3; predicted (0,1),(2,4),(3,4) = 3; both 2
-    assert (rows[("x", "y")]["true_positive"], rows[("x", "y")]["predicted"],
-            rows[("x", "y")]["actual"]) == (2, 3, 3)
+    assert (
+        rows[("x", "y")]["true_positive"],
+        rows[("x", "y")]["predicted"],
+        rows[("x", "y")]["actual"],
+    ) == (2, 3, 3)
     # x-x: true (0,2) = 1; predicted (2,3) = 1; both 0
     assert (rows[("x", "x")]["true_positive"], rows[("x", "x")]["actual"]) == (0, 1)
 
@@ -289,9 +298,7 @@ def test_synth_tiny_end_to_end(tmp_path: Path) -> None:
 def test_a_nameless_record_with_a_swapped_day_and_month_meets_its_named_record() -> None:
     named = person("Amara", "Okafor", date(2008, 3, 11), local_id="1")
     nameless = person(None, None, date(2008, 11, 3))
-    records = pl.concat(
-        [upload("p", [named], dataset="p"), upload("ae", [nameless], dataset="ae")]
-    )
+    records = pl.concat([upload("p", [named], dataset="p"), upload("ae", [nameless], dataset="ae")])
     labels, counts = anchor_cascade(records, np.arange(2))
     assert labels[0] == labels[1] and counts == [0, 1, 0, 0]
 
@@ -408,17 +415,24 @@ def test_stored_match_keys_unpack_to_the_linker_fingerprints() -> None:
         stored_fingerprints(packed["match_key_mask"] + 1, packed["match_keys"])
     # rows stored before keys were truncated hold whole digests; a column may mix both
     whole = [
-        b"".join(d for d in row if d is not None) for row in digests.select(
-            spec.name for spec in MATCH_KEYS).iter_rows()
+        b"".join(d for d in row if d is not None)
+        for row in digests.select(spec.name for spec in MATCH_KEYS).iter_rows()
     ]
     mixed = pl.Series([whole[0], packed["match_keys"][1], whole[2]], dtype=pl.Binary)
     assert stored_fingerprints(packed["match_key_mask"], mixed).equals(unpacked)
 
 
-def _reference_clk(forename: str | None, surname: str | None, postcode: str | None,
-                   dob: date | None) -> bytes:
+def _reference_clk(
+    forename: str | None,
+    surname: str | None,
+    postcode: str | None,
+    dob: date | None,
+    *,
+    names_only: bool = False,
+) -> bytes:
     """The CLK definition, one bigram at a time (docs/linkage.md): HMAC positions by double
-    hashing, salted with the year of birth, balanced and permuted with the domain's keys."""
+    hashing, salted with the year of birth, balanced and permuted with the domain's keys; the
+    name-only CLK has its own permutation and is XOR-folded to half its length."""
     import hashlib
     import hmac
 
@@ -433,13 +447,13 @@ def _reference_clk(forename: str | None, surname: str | None, postcode: str | No
 
     m = 1024
     key = derive_key(MASTER, domain="d", version=1, purpose=BLOOM_PURPOSE).hex().encode()
-    seed = int.from_bytes(derive_key(MASTER, domain="d", version=1,
-                                     purpose=PERMUTATION_PURPOSE), "big")
+    purpose = PERMUTATION_PURPOSE + ("-names" if names_only else "")
+    seed = int.from_bytes(derive_key(MASTER, domain="d", version=1, purpose=purpose), "big")
     permutation = np.random.Generator(np.random.PCG64(seed)).permutation(2 * m)
     values = {
         "forename": first_forename(normalise_name(forename)),
         "surname": surname_compact(normalise_name(surname)) if surname else None,
-        "postcode": normalise_postcode(postcode),
+        "postcode": None if names_only else normalise_postcode(postcode),
     }
     year = str(dob.year) if dob else ""
     bits = np.zeros(m, dtype=bool)
@@ -454,7 +468,10 @@ def _reference_clk(forename: str | None, surname: str | None, postcode: str | No
             h1, h2 = int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:16], "big") | 1
             for i in range(k):
                 bits[(h1 + i * h2) % m] = True
-    return np.packbits(np.concatenate([bits, ~bits])[permutation]).tobytes()
+    hardened = np.concatenate([bits, ~bits])[permutation]
+    if names_only:
+        hardened = hardened[:m] ^ hardened[m:]
+    return np.packbits(hardened).tobytes()
 
 
 def test_the_vectorised_encoder_matches_the_clk_definition_across_batches() -> None:
@@ -472,8 +489,17 @@ def test_the_vectorised_encoder_matches_the_clk_definition_across_batches() -> N
     batched = pl.concat([encoder.encode(frame[:2]), encoder.encode(frame[2:])])
     whole = BloomEncoder(MASTER, "d", 1).encode(frame)
     assert batched["bloom_clk"].to_list() == whole["bloom_clk"].to_list()
-    assert whole["bloom_clk"].to_list() == [_reference_clk(*row) for row in rows]
+    assert [row.tobytes() for row in whole["bloom_clk"].to_numpy()] == [
+        _reference_clk(*row) for row in rows
+    ]
     assert whole["bloom_name_clk"].is_null().to_list() == [False, False, False, True]
+    # the hub's path: names and year as the match keys normalise them
+    fields = normalised_fields(frame, ("fore", "sur", "year"))
+    hub_clks = BloomEncoder(MASTER, "d", 1).name_clks(fields["fore"], fields["sur"], fields["year"])
+    assert hub_clks.to_list() == whole["bloom_name_clk"].to_list()
+    assert [row.tobytes() for row in hub_clks[:3].to_numpy()] == [
+        _reference_clk(*row, names_only=True) for row in rows[:3]
+    ]
 
 
 def test_a_partly_recorded_double_barrelled_surname_links_on_its_keyed_part() -> None:
@@ -481,8 +507,11 @@ def test_a_partly_recorded_double_barrelled_surname_links_on_its_keyed_part() ->
     part = person("Abbie", "Thomas", postcode="N1 9GU", local_id="2")  # moved, nickname
     stranger = person("Abigail", "Thomas", dob=date(2008, 3, 15), local_id="3")
     records = pl.concat(
-        [upload("p", [full], dataset="p"), upload("q", [part], dataset="q"),
-         upload("r", [stranger], dataset="r")]
+        [
+            upload("p", [full], dataset="p"),
+            upload("q", [part], dataset="q"),
+            upload("r", [stranger], dataset="r"),
+        ]
     )
     labels, joined = name_part_link(records, np.arange(3))
     assert labels[0] == labels[1] != labels[2] and joined == 1
@@ -499,8 +528,11 @@ def test_stages_accept_8_byte_fingerprints_in_place_of_the_token_digests() -> No
     part = person("Amara", "Okafor", postcode="N1 9GU", local_id="2")
     nameless = person(None, None, sex=None)
     records = pl.concat(
-        [upload("p", [named], dataset="p"), upload("q", [part], dataset="q"),
-         upload("ae", [nameless], dataset="ae")]
+        [
+            upload("p", [named], dataset="p"),
+            upload("q", [part], dataset="q"),
+            upload("ae", [nameless], dataset="ae"),
+        ]
     )
     tokens = [
         c for c in records.columns if c.startswith(("anchor_", "name_part_", "nhs", "bloom_block"))
@@ -529,13 +561,17 @@ def test_joins_decided_outside_the_cascade_hold_through_adds_and_end_with_a_remo
     assert linker.join(linker.labels()[1], "anchor_dob_sex_postcode") == []
     # a restart restores the join and its link key from what was stored
     restored = Linker(MASTER, "d", 1)
-    stored = pl.concat(
-        [
-            upload("police", [person("Amara", "Okafor", postcode="E1 6AN")]),
-            upload("ae", [person(None, None, postcode="E1 6AN")], dataset="ae"),
-            upload("school", [person("Liam", "Brown", date(1999, 5, 6), "N1 1AA")]),
-        ]
-    ).join(linker.assignments(), on="record_id").rename({"person_id": "person"})
+    stored = (
+        pl.concat(
+            [
+                upload("police", [person("Amara", "Okafor", postcode="E1 6AN")]),
+                upload("ae", [person(None, None, postcode="E1 6AN")], dataset="ae"),
+                upload("school", [person("Liam", "Brown", date(1999, 5, 6), "N1 1AA")]),
+            ]
+        )
+        .join(linker.assignments(), on="record_id")
+        .rename({"person_id": "person"})
+    )
     restored.restore(stored)
     assert restored.assignments().equals(linker.assignments())
     # a remove re-clusters the person by the cascade alone: the join is gone
@@ -579,6 +615,10 @@ def test_the_stored_anchors_are_the_bloom_encoders_however_the_fields_were_norma
     # the birth year comes from the DOB, else from the stated age (two possible years)
     assert standalone["anchor_year_sex_postcode"].is_null().to_list() == [False] * 4 + [True]
     assert standalone["anchor_year_sex_postcode_alt"].is_null().to_list() == [
-        True, True, False, False, True
+        True,
+        True,
+        False,
+        False,
+        True,
     ]
     assert "5a5a" not in repr(encoder)
