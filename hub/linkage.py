@@ -50,23 +50,36 @@ from hub.models import PersonRow, RecordAnchorBatchRow, RecordPersonRow, RecordR
 from hub.records import frame_from_blob
 from hub.registry import AgreementRegistry
 from privacy.linkage.anchors import ANCHOR_COLUMNS, ANCHOR_PASSES, anchor_link
+from privacy.linkage.bloom import BLOOM_PASSES, BloomEncoder, bloom_link
 from privacy.linkage.cascade import STRONG_SPACES, Linker
 from privacy.linkage.stored import stored_fingerprints
 from privacy.matchkeys import MATCH_KEYS
 
 log = logging.getLogger("hub.linkage")
 
+BLOOM_LEVEL = 5
+"""Link level of records joined by a Bloom pass (levels 1-4 are the cascade's)."""
 ANCHOR_LEVEL = 6
-"""Link level of records joined by a keyed anchor (levels 1-4 are the cascade's; 5 is kept
-for the Bloom-filter stage, not run by the hub: see docs/linkage.md)."""
+"""Link level of records joined by a keyed anchor."""
+BLOOM_KEYS: tuple[str, ...] = tuple(bloom_pass.column for bloom_pass in BLOOM_PASSES)
 ANCHOR_KEYS: dict[str, str] = {p.name: f"anchor_{p.name}" for p in ANCHOR_PASSES}
 LEVELS: dict[str, int] = {
     **{spec.name: spec.level for spec in MATCH_KEYS},
+    **{key: BLOOM_LEVEL for key in BLOOM_KEYS},
     **{key: ANCHOR_LEVEL for key in ANCHOR_KEYS.values()},
 }
-_TOKEN_COLUMNS = ["record_id", *ANCHOR_COLUMNS, "bloom_named", *STRONG_SPACES]
-"""What the anchor stage reads of each record: its anchors and its strong identifiers' key
-fingerprints (a few tens of bytes per record, kept in memory with the linker)."""
+_CLK_DTYPE = pl.Array(pl.UInt64, BloomEncoder.FOLDED_WORDS)
+_TOKEN_COLUMNS = [
+    "record_id",
+    "upload_pk",
+    *ANCHOR_COLUMNS,
+    "bloom_named",
+    "bloom_name_clk",
+    *STRONG_SPACES,
+]
+"""What the Bloom and anchor stages read of each record: its upload, anchors, hardened name CLK
+and its strong identifiers' key fingerprints (under 200 bytes a record, kept in memory with the
+linker)."""
 _CHUNK = 2_000  # ids per IN (...) list
 _FACTS = ["agreement_id", *DIMENSIONS]
 """What the linker keeps of each record besides its ids, for ``record_persons``' query facts
@@ -161,6 +174,7 @@ def _anchor_batches(rows: Iterable[Sequence[Any]]) -> pl.DataFrame:
         "row": pl.Int64,
         **{name: pl.UInt64 for name in ANCHOR_COLUMNS},
         "bloom_named": pl.Boolean,
+        "bloom_name_clk": _CLK_DTYPE,
     }
     parts = [
         frame_from_blob(body).with_columns(pl.lit(upload_pk, dtype=pl.Int64).alias("upload_pk"))
@@ -168,18 +182,25 @@ def _anchor_batches(rows: Iterable[Sequence[Any]]) -> pl.DataFrame:
     ]
     if not parts:
         return pl.DataFrame(schema=schema)
-    return pl.concat(parts, how="diagonal_relaxed").select(
-        pl.col(name).cast(dtype) for name, dtype in schema.items()
+    frame = pl.concat(parts, how="diagonal_relaxed")
+    # batches stored before the CLKs were kept have no such column: read as null, they are
+    # simply not compared
+    return frame.select(
+        pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
+        for name, dtype in schema.items()
     )
 
 
-def _attach_nameless(state: _Domain) -> list[str]:
-    """Run the anchor stage (``privacy.linkage.anchors``) over the domain's clusters and join
-    what it decides into the linker; returns every record of the persons it joined.
+def _fuzzy_stages(state: _Domain, fresh: Sequence[str]) -> list[str]:
+    """Run the Bloom passes (``privacy.linkage.bloom``) and then the anchor stage
+    (``privacy.linkage.anchors``) over the domain's clusters, and join what they decide into
+    the linker; returns every record of the persons they joined.
 
-    It runs over every live record, not only the new ones: a few vectorised group-bys, and the
-    only way to see every cluster that carries an anchor value (an anchor shared by two named
-    clusters links nothing). Clusters it joined stay joined through later uploads."""
+    The Bloom passes compare only pairs with a record of ``fresh`` (those a change
+    re-examined): other pairs were compared when their records arrived. The anchor stage runs
+    over every live record: a few vectorised group-bys, and the only way to see every cluster
+    that carries an anchor value (an anchor shared by two named clusters links nothing).
+    Clusters joined here stay joined through later uploads."""
     ids, labels = state.linker.labels()
     if not ids:
         return []
@@ -187,6 +208,14 @@ def _attach_nameless(state: _Domain) -> list[str]:
         state.tokens, on="record_id", how="left", maintain_order="left"
     )
     changed: list[str] = []
+    if fresh:
+        records = tokens.with_columns(pl.col("upload_pk").alias("upload"))
+        among = tokens["record_id"].is_in(pl.Series(fresh, dtype=pl.String).implode()).to_numpy()
+        for bloom_pass in BLOOM_PASSES:
+            result = bloom_link(records, labels, bloom_pass=bloom_pass, among=among)
+            if result.links:
+                labels = result.labels
+                changed.extend(state.linker.join(labels, bloom_pass.column))
     for anchor_pass in ANCHOR_PASSES:
         labels, attached = anchor_link(tokens, labels, anchor_pass=anchor_pass)
         if attached:
@@ -195,10 +224,11 @@ def _attach_nameless(state: _Domain) -> list[str]:
 
 
 def _relinked(state: _Domain) -> list[str]:
-    """After a cascade change (add, remove): the records it re-examined, then the anchor
-    stage run on the result, and the records of the persons that joined; each id once."""
+    """After a cascade change (add, remove): the records it re-examined, then the Bloom and
+    anchor stages run on the result, and the records of the persons that joined; each id
+    once."""
     changed = state.linker.last_changed()
-    return list(dict.fromkeys([*changed, *_attach_nameless(state)]))
+    return list(dict.fromkeys([*changed, *_fuzzy_stages(state, changed)]))
 
 
 def _record_ids(upload_pk: pl.Expr, row: pl.Expr) -> pl.Expr:
@@ -459,12 +489,12 @@ class LinkageService:
             damaged.update(linked.filter(moved).get_column("person_id").to_list())
             del computed, moved
             gone = set(stored_counts) - set(live_counts.get_column("person_id").to_list())
+            relinked: list[str] = []
             if damaged or gone:
                 ids = linked.filter(pl.col("person_id").is_in(list(damaged)))
                 linker.relink(ids.get_column("record_id").to_list())
-                examined += self._write(
-                    domain, state, linker.last_changed() if damaged else [], sorted(gone)
-                )
+                relinked = linker.last_changed() if damaged else []
+                examined += self._write(domain, state, relinked, sorted(gone))
             # rows stored before record_persons held query facts (migration 0007): rewrite
             # their persons' rows as they are, without re-linking
             unmarked_persons = (
@@ -478,9 +508,10 @@ class LinkageService:
                 examined += self._write(
                     domain, state, unmarked.get_column("record_id").to_list(), []
                 )
-            # anchors the stored persons do not reflect yet (uploads linked by a hub that did
-            # not run the anchor stage, persons re-clustered above)
-            examined += self._write(domain, state, _attach_nameless(state), [])
+            # joins the stored persons do not reflect yet: anchors for uploads linked by a hub
+            # that did not run the anchor stage, Bloom and anchors for persons re-clustered
+            # above
+            examined += self._write(domain, state, _fuzzy_stages(state, relinked), [])
         del linked
         return examined + self._link_frame(domain, state, pending)
 

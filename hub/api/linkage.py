@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from hub.api.deps import Authorized, authorize, get_hub
-from hub.linkage import ANCHOR_KEYS, linkage_counts
+from hub.linkage import ANCHOR_KEYS, BLOOM_KEYS, linkage_counts
 from hub.linkage import LEVELS as KEY_LEVELS
 from hub.services import Hub
 from policies.engine import PARTNERSHIP
@@ -18,14 +18,15 @@ HubDep = Annotated[Hub, Depends(get_hub)]
 ReadAuth = Annotated[Authorized, Depends(authorize("linkage.read"))]
 LEVELS = sorted(set(KEY_LEVELS.values()))
 # the keys the hub links on (two cascade keys exist but are not trusted: docs/linkage.md)
-_IN_USE = {*DEFAULT_KEYS, *ANCHOR_KEYS.values()}
+_IN_USE = {*DEFAULT_KEYS, *BLOOM_KEYS, *ANCHOR_KEYS.values()}
 
 
 @router.get("/{agreement_id}/linkage")
 def agreement_linkage(agreement_id: str, hub: HubDep, auth: ReadAuth) -> dict[str, Any]:
     """For each dataset of the agreement: how many stored records were linked to another
-    record at each level (1-4: the match key that first linked them; 6: a keyed anchor that
-    attached a record without a name, e.g. from A&E), how many remain unlinked, and how many
+    record at each level (1-4: the match key that first linked them; 5: a keyed Bloom-filter
+    comparison of names that joined a misspelt name; 6: a keyed anchor that attached a record
+    without a name, e.g. from A&E), how many remain unlinked, and how many
     are still waiting for the linker. Counts only.
 
     The partnership's IG lead sees all of it. A party's IG lead sees, for the datasets its own

@@ -181,6 +181,9 @@ class BloomEncoder:
     """Hardened CLKs, keyed block keys and keyed anchors for one linkage domain and key
     version."""
 
+    FOLDED_WORDS = 16
+    """64-bit words of a folded name CLK at the default 1,024 filter bits."""
+
     def __init__(
         self, master_secret: bytes, domain: str, key_version: int, *, bits: int = 1024
     ) -> None:
