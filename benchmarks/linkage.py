@@ -391,17 +391,31 @@ def hub_database(path: Path, n: int, uploads: int) -> str:
 
 
 def synthetic_anchors(n: int, seed: int = 2) -> pl.DataFrame:
-    """Anchor fingerprints for ``synthetic_keys``' records (same people: seed 1 picks them
-    again): per person a DOB and a postcode value, 20% of records nameless, 10% of values
-    missing; random values, so this measures the anchor stage's cost, not its quality."""
+    """Anchor fingerprints and name CLKs for ``synthetic_keys``' records (same people: seed 1
+    picks them again): per person a value of each anchor, 20% of records nameless, 10% of
+    values missing; the date of birth (the Bloom pass's block) is drawn from a pool of one per
+    15 people, as birthdays are shared in a city; per named record the person's random
+    1,024-bit CLK, with 8% of its bits flipped on one record in five (a misspelling). Random
+    values, so this measures the stages' cost, not their quality."""
     person = np.random.default_rng(1).integers(0, max(1, int(n / 2.5)), n)
     rng = np.random.default_rng(seed)
     people = int(person.max()) + 1
     cols: dict[str, pl.Series] = {}
     for name in ANCHOR_COLUMNS:
-        values = rng.integers(1, 2**63, people, dtype=np.int64).astype(np.uint64)[person]
-        cols[name] = pl.Series(name, values).set(pl.Series(rng.random(n) < 0.1), None)
-    cols["bloom_named"] = pl.Series("bloom_named", rng.random(n) >= 0.2)
+        pool = max(1, people // 15) if name == "anchor_dob" else people
+        values = rng.integers(1, 2**63, pool, dtype=np.int64).astype(np.uint64)
+        of_person = values[rng.integers(0, pool, people)] if pool < people else values
+        cols[name] = pl.Series(name, of_person[person]).set(pl.Series(rng.random(n) < 0.1), None)
+    named = rng.random(n) >= 0.2
+    cols["bloom_named"] = pl.Series("bloom_named", named)
+    words = BloomEncoder.FOLDED_WORDS
+    clks = rng.integers(0, 2**63, (people, words), dtype=np.int64).astype(np.uint64)[person]
+    misspelt = rng.random(n) < 0.2
+    flips = (rng.random((int(misspelt.sum()), words * 64)) < 0.08).astype(np.uint8)
+    clks[misspelt] ^= np.packbits(flips, axis=1).view(np.uint64)
+    cols["bloom_name_clk"] = pl.select(
+        pl.when(pl.Series(named)).then(pl.Series("bloom_name_clk", clks))
+    ).to_series()
     return pl.DataFrame(cols)
 
 

@@ -204,18 +204,35 @@ def _fuzzy_stages(state: _Domain, fresh: Sequence[str]) -> list[str]:
     ids, labels = state.linker.labels()
     if not ids:
         return []
-    tokens = pl.DataFrame({"record_id": ids}, schema={"record_id": pl.String}).join(
-        state.tokens, on="record_id", how="left", maintain_order="left"
+    # where each of the linker's records sits in state.tokens: the stages read the tokens in
+    # place (the CLK column alone is 128 bytes a record; a reordered copy would double it)
+    at = (
+        pl.DataFrame({"record_id": ids}, schema={"record_id": pl.String})
+        .join(
+            state.tokens.select("record_id").with_row_index("at"),
+            on="record_id",
+            how="left",
+            maintain_order="left",
+        )
+        .get_column("at")
+        .to_numpy()
+        .astype(np.int64)
     )
+    tokens = state.tokens
+    if tokens.height != len(ids):  # the service drops this linker and rebuilds it
+        raise RuntimeError(f"{tokens.height} token rows for {len(ids)} linked records")
     changed: list[str] = []
     if fresh:
         records = tokens.with_columns(pl.col("upload_pk").alias("upload"))
         among = tokens["record_id"].is_in(pl.Series(fresh, dtype=pl.String).implode()).to_numpy()
         for bloom_pass in BLOOM_PASSES:
-            result = bloom_link(records, labels, bloom_pass=bloom_pass, among=among)
+            in_tokens = np.empty_like(labels)
+            in_tokens[at] = labels
+            result = bloom_link(records, in_tokens, bloom_pass=bloom_pass, among=among)
             if result.links:
-                labels = result.labels
+                labels = result.labels[at]
                 changed.extend(state.linker.join(labels, bloom_pass.column))
+    tokens = tokens.drop("bloom_name_clk")[at]  # the anchor stage's columns, linker order
     for anchor_pass in ANCHOR_PASSES:
         labels, attached = anchor_link(tokens, labels, anchor_pass=anchor_pass)
         if attached:

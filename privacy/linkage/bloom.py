@@ -628,7 +628,10 @@ shared that widely is a placeholder (01/01/1900), not a birthday, and its pairs 
 the square of its size. A real date of birth in a city of nine million holds a few hundred."""
 
 MAX_PAIRS = 4_000_000
-"""Candidate pairs scored at once (~100 MB of working memory): larger runs go block by block."""
+"""Candidate pairs formed at once (~64 MB of pair indices): larger runs go block by block."""
+
+_DICE_CHUNK = 131_072
+"""Candidate pairs scored at once: their two CLK rows are gathered (32 MB at 128 bytes)."""
 
 
 def _candidate_pairs(
@@ -695,10 +698,13 @@ def bloom_link(
     position = np.full(n, -1, dtype=np.int64)
     position[present] = np.arange(present.size)
     kept: list[tuple[I64, I64, npt.NDArray[np.float64]]] = []
-    for left, right in _candidate_pairs(base, fresh, parts):
-        scores = dice(matrix[position[left]], matrix[position[right]])
-        keep = scores >= bloom_pass.threshold
-        kept.append((left[keep], right[keep], scores[keep]))
+    for pair_left, pair_right in _candidate_pairs(base, fresh, parts):
+        for start in range(0, pair_left.size, _DICE_CHUNK):
+            left = pair_left[start : start + _DICE_CHUNK]
+            right = pair_right[start : start + _DICE_CHUNK]
+            scores = dice(matrix[position[left]], matrix[position[right]])
+            keep = scores >= bloom_pass.threshold
+            kept.append((left[keep], right[keep], scores[keep]))
     if not kept:
         return BloomLinks(lab, 0, empty)
     left, right, scores = (np.concatenate(parts_) for parts_ in zip(*kept, strict=True))
