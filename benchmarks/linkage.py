@@ -341,7 +341,7 @@ def hub_database(path: Path, n: int, uploads: int) -> str:
     from hub.bulk import insert_rows
     from hub.db import make_engine, upgrade_database
     from hub.models import RecordAnchorBatchRow, RecordRow, UploadRow
-    from hub.records import batch_blob
+    from hub.records import batch_blob, clk_blob
 
     url = f"sqlite:///{path}"
     upgrade_database(url)
@@ -378,12 +378,17 @@ def hub_database(path: Path, n: int, uploads: int) -> str:
             )
             for first in range(lo, hi, 8192):  # anchors, per batch of rows as an ingest stores
                 batch = anchors.slice(first, min(8192, hi - first))
+                clk = batch["bloom_name_clk"]
+                present = clk.is_not_null().to_numpy()
+                rows_of_clk = np.zeros((batch.height, BloomEncoder.FOLDED_WORDS), np.uint64)
+                rows_of_clk[present] = clk.filter(clk.is_not_null()).to_numpy()
                 connection.execute(
                     insert(RecordAnchorBatchRow).values(
                         upload_pk=pk, first_row=first - lo + 2, rows=batch.height,
-                        body=batch_blob(batch.with_columns(
+                        body=batch_blob(batch.drop("bloom_name_clk").with_columns(
                             (pl.int_range(pl.len()) + first - lo + 2).alias("row")
-                        )),
+                        ), compression="lz4"),
+                        clks=clk_blob(rows_of_clk, present),
                     )
                 )
     engine.dispose()

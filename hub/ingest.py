@@ -39,7 +39,7 @@ from hub.errors import NotFound, Unprocessable, refuse_identifiers
 from hub.keyring import KeyRing
 from hub.models import RecordAnchorBatchRow, RecordAttributeBatchRow, RecordRow, UploadRow
 from hub.pipeline import ThreadStage
-from hub.records import KeptBatch, batch_blob, build_records
+from hub.records import KeptBatch, batch_blob, build_records, clk_blob
 from hub.signing import HubSigner
 from hub.streams import HashingReader, needs_random_access
 from privacy.linkage.anchors import ANCHOR_FIELDS, AnchorEncoder
@@ -60,6 +60,7 @@ class _KeyedBatch:
     kept: KeptBatch
     key_prefixes: pl.DataFrame
     anchors: pl.DataFrame
+    clks: bytes  # hub.records.clk_blob
 
 
 @dataclass
@@ -196,18 +197,20 @@ class Ingestor:
                     )
                     insert_frame(connection, table_rows, records, constants=constants)  # type: ignore[arg-type]
                     anchors = pl.concat([rows.to_frame(), batch.anchors], how="horizontal")
-                    for table, body in (
-                        (RecordAttributeBatchRow, batch_blob(batch.kept.attributes)),
-                        (RecordAnchorBatchRow, batch_blob(anchors, compression="lz4")),
-                    ):
-                        connection.execute(
-                            insert(table).values(
-                                upload_pk=upload_pk,
-                                first_row=int(rows[0]),
-                                rows=records.height,
-                                body=body,
-                            )
+                    where = {"upload_pk": upload_pk, "first_row": int(rows[0])}
+                    connection.execute(
+                        insert(RecordAttributeBatchRow).values(
+                            **where, rows=records.height, body=batch_blob(batch.kept.attributes)
                         )
+                    )
+                    connection.execute(
+                        insert(RecordAnchorBatchRow).values(
+                            **where,
+                            rows=records.height,
+                            body=batch_blob(anchors, compression="lz4"),
+                            clks=batch.clks,
+                        )
+                    )
 
                 # Three threads, each with about a third of the work: this one reads and
                 # validates; the keyer hashes and generalises; the writer packs, compresses and
@@ -344,9 +347,9 @@ class Ingestor:
         # normalised once
         keys = pseudonymiser.match_key_prefixes(canonical, adapter.dataset, fields=ANCHOR_FIELDS)
         anchors = anchor_encoder.encode(canonical, normalised=keys.select(ANCHOR_FIELDS))
-        clks = bloom_encoder.name_clks(keys["fore"], keys["sur"], keys["year"])
+        clks = clk_blob(*bloom_encoder.name_clk_rows(keys["fore"], keys["sur"], keys["year"]))
         kept = build_records(canonical, terms, adapter)
-        return _KeyedBatch(kept, keys.drop(ANCHOR_FIELDS), anchors.with_columns(clks))
+        return _KeyedBatch(kept, keys.drop(ANCHOR_FIELDS), anchors, clks)
 
     def _live_upload(
         self, connection: Connection, agreement_id: str, dataset: str, sha256: str

@@ -47,7 +47,7 @@ from hub.dimensions import (
 )
 from hub.logs import describe_error
 from hub.models import PersonRow, RecordAnchorBatchRow, RecordPersonRow, RecordRow, UploadRow
-from hub.records import frame_from_blob
+from hub.records import clks_from_blob, frame_from_blob
 from hub.registry import AgreementRegistry
 from privacy.linkage.anchors import ANCHOR_COLUMNS, ANCHOR_PASSES, anchor_link
 from privacy.linkage.bloom import BLOOM_PASSES, BloomEncoder, bloom_link
@@ -168,7 +168,8 @@ class _Domain:
 
 
 def _anchor_batches(rows: Iterable[Sequence[Any]]) -> pl.DataFrame:
-    """Stored anchor batches ``(upload_pk, body)`` as one frame keyed by upload and row."""
+    """Stored anchor batches ``(upload_pk, rows, body, clks)`` as one frame keyed by upload and
+    row."""
     schema: dict[str, Any] = {
         "upload_pk": pl.Int64,
         "row": pl.Int64,
@@ -176,19 +177,19 @@ def _anchor_batches(rows: Iterable[Sequence[Any]]) -> pl.DataFrame:
         "bloom_named": pl.Boolean,
         "bloom_name_clk": _CLK_DTYPE,
     }
-    parts = [
-        frame_from_blob(body).with_columns(pl.lit(upload_pk, dtype=pl.Int64).alias("upload_pk"))
-        for upload_pk, body in rows
-    ]
+    parts = []
+    for upload_pk, records, body, clks in rows:
+        part = frame_from_blob(body).with_columns(
+            pl.lit(upload_pk, dtype=pl.Int64).alias("upload_pk"),
+            # batches stored before the CLKs were kept have none: compared with no one
+            pl.lit(None, _CLK_DTYPE).alias("bloom_name_clk")
+            if clks is None
+            else clks_from_blob(clks, records, BloomEncoder.FOLDED_WORDS),
+        )
+        parts.append(part.select(pl.col(name).cast(dtype) for name, dtype in schema.items()))
     if not parts:
         return pl.DataFrame(schema=schema)
-    frame = pl.concat(parts, how="diagonal_relaxed")
-    # batches stored before the CLKs were kept have no such column: read as null, they are
-    # simply not compared
-    return frame.select(
-        pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
-        for name, dtype in schema.items()
-    )
+    return pl.concat(parts)
 
 
 def _fuzzy_stages(state: _Domain, fresh: Sequence[str]) -> list[str]:
@@ -452,7 +453,12 @@ class LinkageService:
         """The stored anchors of the live uploads :meth:`_read` reads (records stored before
         anchors were kept have none: they are read as null and attach nothing)."""
         query = (
-            select(RecordAnchorBatchRow.upload_pk, RecordAnchorBatchRow.body)
+            select(
+                RecordAnchorBatchRow.upload_pk,
+                RecordAnchorBatchRow.rows,
+                RecordAnchorBatchRow.body,
+                RecordAnchorBatchRow.clks,
+            )
             .join(UploadRow, UploadRow.id == RecordAnchorBatchRow.upload_pk)
             .where(
                 UploadRow.agreement_id.in_(self._agreement_ids(connection, domain)),

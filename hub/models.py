@@ -138,15 +138,18 @@ class RecordAttributeBatchRow(_RecordBatchColumns, Base):
 
 class RecordAnchorBatchRow(_RecordBatchColumns, Base):
     """The keyed anchors and hardened name CLKs of one batch of an upload's records
-    (``privacy.linkage.anchors``, ``privacy.linkage.bloom``): a columnar file
+    (``privacy.linkage.anchors``, ``privacy.linkage.bloom``). ``body``: a columnar file
     (``hub.records.batch_blob``) with a ``row`` column, the 64-bit fingerprint of each anchor
-    (null where an input was missing), ``bloom_named`` and ``bloom_name_clk`` (the folded,
-    balanced, keyed-permuted Bloom filter of forename and surname bigrams; null unless both
-    were present; batches stored before it have no such column). The linker attaches records
-    without names (A&E) to persons through the anchors and joins misspelt names through the
-    CLKs; they hold no value, only keyed digests and hardened bits."""
+    (null where an input was missing) and ``bloom_named``. ``clks``: each record's
+    ``bloom_name_clk`` (the folded, balanced, keyed-permuted Bloom filter of its forename and
+    surname bigrams, where it has both; ``hub.records.clk_blob``), null for batches stored
+    before the hub kept them. The linker attaches records without names (A&E) to persons
+    through the anchors and joins misspelt names through the CLKs; they hold no value, only
+    keyed digests and hardened bits."""
 
     __tablename__ = "record_anchor_batches"
+
+    clks: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class AuditEventRow(Base):

@@ -101,6 +101,7 @@ __all__ = [
     "anchor_link",
     "bloom_cascade",
     "bloom_link",
+    "clk_column",
     "dice",
     "name_part_link",
 ]
@@ -123,6 +124,15 @@ def fold(hardened: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     the parity of two, which defeats the pattern-mining attacks on single positions."""
     half = hardened.shape[1] // 2
     return np.ascontiguousarray(hardened[:, :half] ^ hardened[:, half:])
+
+
+def clk_column(name: str, rows: U64, present: npt.NDArray[np.bool_]) -> pl.Series:
+    """CLK rows as an ``Array(UInt64, words)`` column, null where ``present`` is false."""
+    return (
+        pl.select(pl.when(pl.Series(present, dtype=pl.Boolean)).then(pl.Series(name, rows)))
+        .to_series()
+        .alias(name)
+    )
 
 
 _ASSEMBLY_ROWS = 2_048
@@ -358,6 +368,17 @@ class BloomEncoder:
     def _clks(
         self, norm: pl.DataFrame, years: pl.Series, wanted: tuple[str, ...] = CLK_COLUMNS
     ) -> dict[str, pl.Series]:
+        """The CLK columns ``wanted`` (``Array(UInt64, words)``, null where absent)."""
+        return {
+            name: clk_column(name, rows, present)
+            for name, (rows, present) in self._clk_rows(norm, years, wanted).items()
+        }
+
+    def _clk_rows(
+        self, norm: pl.DataFrame, years: pl.Series, wanted: tuple[str, ...]
+    ) -> dict[str, tuple[U64, npt.NDArray[np.bool_]]]:
+        """Per encoding wanted: its hardened rows (one per record, zero where absent) and
+        whether each record has one."""
         n = norm.height
         words = 2 * self.bits // 64
         # per encoding, per field: the distinct (value, year) bit rows and each record's row
@@ -426,12 +447,18 @@ class BloomEncoder:
                 where = np.full(n, uniq.size, dtype=np.int64)
                 where[records] = rank[record_pair]
                 parts[name].append((compact, where))
-        any_field = norm.select(
-            pl.any_horizontal(pl.col(f).is_not_null() for f, _ in _FIELDS if f in norm.columns)
-        ).to_series()
-        both_names = norm.select(
-            pl.col("forename").is_not_null() & pl.col("surname").is_not_null()
-        ).to_series()
+        any_field = (
+            norm.select(
+                pl.any_horizontal(pl.col(f).is_not_null() for f, _ in _FIELDS if f in norm.columns)
+            )
+            .to_series()
+            .to_numpy()
+        )
+        both_names = (
+            norm.select(pl.col("forename").is_not_null() & pl.col("surname").is_not_null())
+            .to_series()
+            .to_numpy()
+        )
         out = {}
         for name, present in (("bloom_clk", any_field), ("bloom_name_clk", both_names)):
             if name not in wanted:
@@ -456,21 +483,30 @@ class BloomEncoder:
                     )
                 else:
                     hardened[rows] = block
-            series = pl.Series(name, hardened)  # Array(UInt64, words)
-            out[name] = pl.select(pl.when(present).then(series)).to_series().alias(name)
+            hardened[~present] = 0
+            out[name] = (hardened, present)
         return out
 
-    def name_clks(self, forename: pl.Series, surname: pl.Series, year: pl.Series) -> pl.Series:
+    def name_clk_rows(
+        self, forename: pl.Series, surname: pl.Series, year: pl.Series
+    ) -> tuple[U64, npt.NDArray[np.bool_]]:
         """``bloom_name_clk`` of records whose names and year of birth are already normalised
         as the match keys normalise them (``privacy.matchkeys`` fields ``fore``, ``sur``,
-        ``year``): what the ingest stores, made from the fields it has in memory anyway."""
+        ``year``), as a ``(records, FOLDED_WORDS)`` matrix (zero rows where a name is
+        missing) and a mask of the records that have one: what the ingest stores, made from
+        the fields it has in memory anyway, without a polars frame in between."""
         norm = pl.DataFrame(
             [forename.alias("forename"), surname.alias("surname")],
             schema={"forename": pl.String, "surname": pl.String},
         )
         with self._lock:
-            clks = self._clks(norm, year.cast(pl.String).fill_null(""), ("bloom_name_clk",))
-        return clks["bloom_name_clk"]
+            rows = self._clk_rows(norm, year.cast(pl.String).fill_null(""), ("bloom_name_clk",))
+        return rows["bloom_name_clk"]
+
+    def name_clks(self, forename: pl.Series, surname: pl.Series, year: pl.Series) -> pl.Series:
+        """:meth:`name_clk_rows` as a ``bloom_name_clk`` column (null where absent)."""
+        rows, present = self.name_clk_rows(forename, surname, year)
+        return clk_column("bloom_name_clk", rows, present)
 
     # ------------------------------------------------------------------ keyed tokens
 
