@@ -52,6 +52,18 @@ ProgressCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True)
+class _HashedBatch:
+    """One batch between the keyer and the finisher: the canonical batch (raw identifiers), its
+    match keys (digest prefixes) and keyed anchors, and its forename, surname and birth year
+    normalised as the match keys normalised them (for the name CLK)."""
+
+    canonical: pl.DataFrame
+    key_prefixes: pl.DataFrame
+    anchors: pl.DataFrame
+    names: pl.DataFrame
+
+
+@dataclass(frozen=True)
 class _KeyedBatch:
     """One batch as the store takes it: what is kept, the match keys (digest prefixes), and the
     keyed anchors (``privacy.linkage.anchors``) with the hardened name CLK
@@ -212,19 +224,23 @@ class Ingestor:
                         )
                     )
 
-                # Three threads, each with about a third of the work: this one reads and
-                # validates; the keyer hashes and generalises; the writer packs, compresses and
-                # inserts.
+                # Four threads sharing the two cores, none with much more than a quarter of
+                # the work: this one reads and validates; the keyer hashes the match keys and
+                # anchors; the finisher makes the name CLKs and generalises; the writer packs,
+                # compresses and inserts. Raw identifiers never reach the writer.
                 # One batch queued per stage: deeper queues hold more batches in memory
                 # (several MB each) without keeping the two cores any busier.
                 writer: ThreadStage[_KeyedBatch] = ThreadStage(store, name="hub-store", depth=1)
 
+                def finish(hashed: _HashedBatch) -> None:
+                    writer.submit(self._keyed(adapter, terms, bloom_encoder, hashed))
+
+                finisher: ThreadStage[_HashedBatch] = ThreadStage(
+                    finish, name="hub-finish", depth=1
+                )
+
                 def key(canonical: pl.DataFrame) -> None:
-                    writer.submit(
-                        self._keyed(
-                            adapter, terms, pseudonymiser, anchor_encoder, bloom_encoder, canonical
-                        )
-                    )
+                    finisher.submit(self._hashed(adapter, pseudonymiser, anchor_encoder, canonical))
 
                 keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key", depth=1)
                 first_row = 2  # the header is spreadsheet row 1
@@ -246,11 +262,14 @@ class Ingestor:
                 except ReadError as error:
                     raise Unprocessable(error.code, error.message) from None
                 finally:
-                    # Stop both stages before the transaction ends, whatever happened.
+                    # Stop every stage before the transaction ends, whatever happened.
                     try:
                         keyer.close()
                     finally:
-                        writer.close()
+                        try:
+                            finisher.close()
+                        finally:
+                            writer.close()
                 existing = self._live_upload(connection, agreement.id, dataset, reader.sha256)
                 if existing is not None:
                     raise _AlreadyUploaded(existing)
@@ -329,27 +348,32 @@ class Ingestor:
         return int(result.scalar_one())
 
     @staticmethod
-    def _keyed(
+    def _hashed(
         adapter: Adapter,
-        terms: DatasetTerms,
         pseudonymiser: Pseudonymiser,
         anchor_encoder: AnchorEncoder,
-        bloom_encoder: BloomEncoder,
         canonical: pl.DataFrame,
-    ) -> _KeyedBatch:
-        """What is kept of a canonical batch, its match keys, its keyed anchors and its
-        hardened name CLK.
-
-        ``canonical`` holds raw identifiers; nothing of it but the digests, the anchors, the
-        hardened CLKs and the generalised values leaves this function.
-        """
-        # the anchors and the CLK are made of fields the match keys normalise anyway:
-        # normalised once
+    ) -> _HashedBatch:
+        """A canonical batch's match keys and keyed anchors, and the normalised names the CLK
+        stage needs (the anchors and the CLK are made of fields the match keys normalise
+        anyway: normalised once)."""
         keys = pseudonymiser.match_key_prefixes(canonical, adapter.dataset, fields=ANCHOR_FIELDS)
         anchors = anchor_encoder.encode(canonical, normalised=keys.select(ANCHOR_FIELDS))
-        clks = clk_blob(*bloom_encoder.name_clk_rows(keys["fore"], keys["sur"], keys["year"]))
-        kept = build_records(canonical, terms, adapter)
-        return _KeyedBatch(kept, keys.drop(ANCHOR_FIELDS), anchors, clks)
+        return _HashedBatch(
+            canonical, keys.drop(ANCHOR_FIELDS), anchors, keys.select("fore", "sur", "year")
+        )
+
+    @staticmethod
+    def _keyed(
+        adapter: Adapter, terms: DatasetTerms, bloom_encoder: BloomEncoder, hashed: _HashedBatch
+    ) -> _KeyedBatch:
+        """What is kept of a hashed batch, with its hardened name CLKs. Nothing of the raw
+        identifiers but the digests, the anchors, the hardened CLKs and the generalised values
+        leaves this function."""
+        names = hashed.names
+        clks = clk_blob(*bloom_encoder.name_clk_rows(names["fore"], names["sur"], names["year"]))
+        kept = build_records(hashed.canonical, terms, adapter)
+        return _KeyedBatch(kept, hashed.key_prefixes, hashed.anchors, clks)
 
     def _live_upload(
         self, connection: Connection, agreement_id: str, dataset: str, sha256: str

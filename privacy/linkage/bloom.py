@@ -352,6 +352,20 @@ class BloomEncoder:
         bits[(base + hardened).ravel()] = True
         return np.packbits(bits).view(np.uint64).reshape(count, -1)
 
+    def _year_ids(self, years: pl.Series) -> I64:
+        """Stable small ids of the years of birth (text; "" for none), numbered on first sight:
+        a handful of distinct values, so numpy rather than a join."""
+        codes = years.cast(pl.Int64, strict=False).fill_null(-1).to_numpy()
+        distinct, inverse = np.unique(codes, return_inverse=True)
+        ids = []
+        for code in distinct.tolist():
+            text = str(code) if code >= 0 else ""
+            if text not in self._year_index:
+                self._year_index[text] = len(self._year_text)
+                self._year_text.append(text)
+            ids.append(self._year_index[text])
+        return np.asarray(ids, dtype=np.int64)[inverse]
+
     def _ids(self, values: pl.Series, index: dict[str, int], text: list[str]) -> I64:
         """Stable small ids of string values (new values are numbered on first sight)."""
         for value in values.unique().to_list():
@@ -383,7 +397,7 @@ class BloomEncoder:
         words = 2 * self.bits // 64
         # per encoding, per field: the distinct (value, year) bit rows and each record's row
         parts: dict[str, list[tuple[U64, I64]]] = {name: [] for name in wanted}
-        year_id = self._ids(years, self._year_index, self._year_text)
+        year_id = self._year_ids(years)
         for field, k in _FIELDS:
             outputs = ("bloom_clk",) if field == "postcode" else CLK_COLUMNS
             if not set(outputs) & set(wanted):
@@ -492,16 +506,21 @@ class BloomEncoder:
     ) -> tuple[U64, npt.NDArray[np.bool_]]:
         """``bloom_name_clk`` of records whose names and year of birth are already normalised
         as the match keys normalise them (``privacy.matchkeys`` fields ``fore``, ``sur``,
-        ``year``), as a ``(records, FOLDED_WORDS)`` matrix (zero rows where a name is
-        missing) and a mask of the records that have one: what the ingest stores, made from
-        the fields it has in memory anyway, without a polars frame in between."""
+        ``year``), as a ``(records, FOLDED_WORDS)`` matrix (zero rows where a name or the
+        date of birth is missing) and a mask of the records that have one: what the ingest
+        stores, made from the fields it has in memory anyway, without a polars frame between."""
         norm = pl.DataFrame(
             [forename.alias("forename"), surname.alias("surname")],
             schema={"forename": pl.String, "surname": pl.String},
         )
         with self._lock:
-            rows = self._clk_rows(norm, year.cast(pl.String).fill_null(""), ("bloom_name_clk",))
-        return rows["bloom_name_clk"]
+            rows, present = self._clk_rows(
+                norm, year.cast(pl.String).fill_null(""), ("bloom_name_clk",)
+            )["bloom_name_clk"]
+        # without a date of birth a record is in no block and never compared: nothing to keep
+        no_year = year.is_null().to_numpy()
+        rows[no_year] = 0
+        return rows, present & ~no_year
 
     def name_clks(self, forename: pl.Series, surname: pl.Series, year: pl.Series) -> pl.Series:
         """:meth:`name_clk_rows` as a ``bloom_name_clk`` column (null where absent)."""
