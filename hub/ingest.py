@@ -43,7 +43,6 @@ from hub.records import KeptBatch, batch_blob, build_records, clk_blob
 from hub.signing import HubSigner
 from hub.streams import HashingReader, needs_random_access
 from privacy.linkage.anchors import ANCHOR_FIELDS, AnchorEncoder
-from privacy.linkage.bloom import BloomEncoder
 from privacy.matchkeys import Pseudonymiser, pack_match_keys
 
 log = logging.getLogger("hub.ingest")
@@ -52,27 +51,16 @@ ProgressCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True)
-class _HashedBatch:
-    """One batch between the keyer and the finisher: the canonical batch (raw identifiers), its
-    match keys (digest prefixes) and keyed anchors, and its forename, surname and birth year
-    normalised as the match keys normalised them (for the name CLK)."""
-
-    canonical: pl.DataFrame
-    key_prefixes: pl.DataFrame
-    anchors: pl.DataFrame
-    names: pl.DataFrame
-
-
-@dataclass(frozen=True)
 class _KeyedBatch:
-    """One batch as the store takes it: what is kept, the match keys (digest prefixes), and the
-    keyed anchors (``privacy.linkage.anchors``) with the hardened name CLK
-    (``privacy.linkage.bloom``). No raw identifier reaches this stage."""
+    """One batch as the writer takes it: what is kept, the match keys (digest prefixes), the
+    keyed anchors (``privacy.linkage.anchors``), and the forename, surname and birth year
+    normalised as the match keys normalised them, from which the writer makes the hardened
+    name CLKs (``privacy.linkage.bloom``) before anything is stored."""
 
     kept: KeptBatch
     key_prefixes: pl.DataFrame
     anchors: pl.DataFrame
-    clks: bytes  # hub.records.clk_blob
+    names: pl.DataFrame
 
 
 @dataclass
@@ -202,6 +190,10 @@ class Ingestor:
                 }
 
                 def store(batch: _KeyedBatch) -> None:
+                    names = batch.names
+                    clks = clk_blob(
+                        *bloom_encoder.name_clk_rows(names["fore"], names["sur"], names["year"])
+                    )
                     rows = batch.kept.records.get_column("row")
                     records = pl.concat(
                         [batch.kept.records.drop("dataset"), pack_match_keys(batch.key_prefixes)],
@@ -220,27 +212,21 @@ class Ingestor:
                             **where,
                             rows=records.height,
                             body=batch_blob(anchors, compression="lz4"),
-                            clks=batch.clks,
+                            clks=clks,
                         )
                     )
 
-                # Four threads sharing the two cores, none with much more than a quarter of
-                # the work: this one reads and validates; the keyer hashes the match keys and
-                # anchors; the finisher makes the name CLKs and generalises; the writer packs,
-                # compresses and inserts. Raw identifiers never reach the writer.
+                # Three threads, each with about a third of the work: this one reads and
+                # validates; the keyer hashes the match keys and anchors and generalises; the
+                # writer makes the name CLKs, packs, compresses and inserts.
                 # One batch queued per stage: deeper queues hold more batches in memory
                 # (several MB each) without keeping the two cores any busier.
                 writer: ThreadStage[_KeyedBatch] = ThreadStage(store, name="hub-store", depth=1)
 
-                def finish(hashed: _HashedBatch) -> None:
-                    writer.submit(self._keyed(adapter, terms, bloom_encoder, hashed))
-
-                finisher: ThreadStage[_HashedBatch] = ThreadStage(
-                    finish, name="hub-finish", depth=1
-                )
-
                 def key(canonical: pl.DataFrame) -> None:
-                    finisher.submit(self._hashed(adapter, pseudonymiser, anchor_encoder, canonical))
+                    writer.submit(
+                        self._keyed(adapter, terms, pseudonymiser, anchor_encoder, canonical)
+                    )
 
                 keyer: ThreadStage[pl.DataFrame] = ThreadStage(key, name="hub-key", depth=1)
                 first_row = 2  # the header is spreadsheet row 1
@@ -266,10 +252,7 @@ class Ingestor:
                     try:
                         keyer.close()
                     finally:
-                        try:
-                            finisher.close()
-                        finally:
-                            writer.close()
+                        writer.close()
                 existing = self._live_upload(connection, agreement.id, dataset, reader.sha256)
                 if existing is not None:
                     raise _AlreadyUploaded(existing)
@@ -348,32 +331,22 @@ class Ingestor:
         return int(result.scalar_one())
 
     @staticmethod
-    def _hashed(
+    def _keyed(
         adapter: Adapter,
+        terms: DatasetTerms,
         pseudonymiser: Pseudonymiser,
         anchor_encoder: AnchorEncoder,
         canonical: pl.DataFrame,
-    ) -> _HashedBatch:
-        """A canonical batch's match keys and keyed anchors, and the normalised names the CLK
-        stage needs (the anchors and the CLK are made of fields the match keys normalise
-        anyway: normalised once)."""
+    ) -> _KeyedBatch:
+        """What is kept of a canonical batch, its match keys and keyed anchors, and the
+        normalised names the CLKs are made of (the anchors and the CLKs are made of fields the
+        match keys normalise anyway: normalised once)."""
         keys = pseudonymiser.match_key_prefixes(canonical, adapter.dataset, fields=ANCHOR_FIELDS)
         anchors = anchor_encoder.encode(canonical, normalised=keys.select(ANCHOR_FIELDS))
-        return _HashedBatch(
-            canonical, keys.drop(ANCHOR_FIELDS), anchors, keys.select("fore", "sur", "year")
+        kept = build_records(canonical, terms, adapter)
+        return _KeyedBatch(
+            kept, keys.drop(ANCHOR_FIELDS), anchors, keys.select("fore", "sur", "year")
         )
-
-    @staticmethod
-    def _keyed(
-        adapter: Adapter, terms: DatasetTerms, bloom_encoder: BloomEncoder, hashed: _HashedBatch
-    ) -> _KeyedBatch:
-        """What is kept of a hashed batch, with its hardened name CLKs. Nothing of the raw
-        identifiers but the digests, the anchors, the hardened CLKs and the generalised values
-        leaves this function."""
-        names = hashed.names
-        clks = clk_blob(*bloom_encoder.name_clk_rows(names["fore"], names["sur"], names["year"]))
-        kept = build_records(hashed.canonical, terms, adapter)
-        return _KeyedBatch(kept, hashed.key_prefixes, hashed.anchors, clks)
 
     def _live_upload(
         self, connection: Connection, agreement_id: str, dataset: str, sha256: str

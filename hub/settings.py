@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         default=1000, ge=0, description="Row issues listed in a receipt."
     )
     ingest_batch_rows: int = Field(
-        default=6_144,
+        default=7_168,
         ge=256,
         le=1_000_000,
         description="Rows an upload reads, validates, keys and stores at a time. The pipeline "
