@@ -117,8 +117,10 @@ class Ingestor:
         max_upload_bytes: int,
         max_report_issues: int,
         batch_rows: int,
+        name_clks: bool = True,
     ) -> None:
         self._engine = engine
+        self._name_clks = name_clks
         self._keyring = keyring
         self._signer = signer
         self._max_upload_bytes = max_upload_bytes
@@ -191,8 +193,12 @@ class Ingestor:
 
                 def store(batch: _KeyedBatch) -> None:
                     names = batch.names
-                    clks = clk_blob(
-                        *bloom_encoder.name_clk_rows(names["fore"], names["sur"], names["year"])
+                    clks = (
+                        clk_blob(
+                            *bloom_encoder.name_clk_rows(names["fore"], names["sur"], names["year"])
+                        )
+                        if self._name_clks
+                        else None  # HUB_INGEST_NAME_CLKS=false: compared with no one
                     )
                     rows = batch.kept.records.get_column("row")
                     records = pl.concat(

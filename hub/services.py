@@ -43,6 +43,7 @@ def build_hub(settings: Settings, *, migrate: bool = True) -> Hub:
         max_upload_bytes=settings.max_upload_bytes,
         max_report_issues=settings.max_report_issues,
         batch_rows=settings.ingest_batch_rows,
+        name_clks=settings.ingest_name_clks,
     )
     linkage = LinkageService(engine, agreements, master_secret, settings.key_version)
     if settings.linkage_in_api:

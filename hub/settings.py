@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         "holds a few batches at once, so this sets ingest's memory (larger: a little less CPU "
         "per row, more memory).",
     )
+    ingest_name_clks: bool = Field(
+        default=True,
+        description="Make and store each named record's hardened name CLK at ingest, for the "
+        "linker's Bloom pass (misspelt names; docs/linkage.md). Off: ingest does about a third "
+        "less work (and HUB_INGEST_BATCH_ROWS=12288 fits the same memory), and records link "
+        "only through their match keys and anchors.",
+    )
     trusted_signers_file: Path | None = Field(
         default=None,
         description=(

@@ -25,7 +25,8 @@ from hub.models import (
     RecordRow,
     UploadRow,
 )
-from hub.services import Hub
+from hub.services import Hub, build_hub
+from hub.settings import Settings
 from tests.adapters.adapter_extracts import extract_csv
 from tests.conftest import TEST_MASTER_SECRET, HubProcess, Tokens
 
@@ -419,6 +420,24 @@ def test_records_stored_before_name_clks_were_kept_link_as_before(hub: Hub) -> N
     restarted(hub)  # links the pending school record: nothing to compare, so apart
     (p,), (s,) = persons(hub, pol), persons(hub, school)
     assert s["person_id"] != p["person_id"] and s["link_level"] is None
+
+
+def test_with_name_clks_off_a_misspelt_name_stays_apart_and_nothing_is_stored(
+    settings: Settings,
+) -> None:
+    from hub.demo import register_examples
+
+    quiet = build_hub(settings.model_copy(update={"ingest_name_clks": False}))
+    register_examples(quiet, settings.data_dir / "signing-keys")
+    try:
+        pol = upload(quiet, POLICE, whitfield())
+        school = upload(quiet, SCHOOLS, MISSPELT_SCHOOL)
+        assert persons(quiet, school)[0]["person_id"] != persons(quiet, pol)[0]["person_id"]
+        with quiet.engine.connect() as connection:
+            stored = connection.execute(select(RecordAnchorBatchRow.clks)).scalars().all()
+        assert stored and all(clks is None for clks in stored)
+    finally:
+        quiet.engine.dispose()
 
 
 # ---------------------------------------------------------------- what IG leads see
