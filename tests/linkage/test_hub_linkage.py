@@ -100,6 +100,18 @@ def police(forename: str, police_id: str, **extra: str) -> dict[str, str]:
     return {"forename": forename, "police_person_id": police_id, "pnc_id": "", **extra}
 
 
+def assert_join_survives_a_restart_and_a_later_upload(
+    hub: Hub, joined: dict[str, Any], person_id: str
+) -> None:
+    """A join outside the cascade (anchor or Bloom) is restored unchanged at start, and a
+    later, unrelated upload does not undo it."""
+    before = table_state(hub)
+    restarted(hub)
+    assert table_state(hub) == before
+    upload(hub, POLICE, police("Bola", "P2", surname="Adeyemi", crime_reference="C2"))
+    assert persons(hub, joined)[0]["person_id"] == person_id
+
+
 # ---------------------------------------------------------------- linking and persons
 
 
@@ -281,12 +293,7 @@ def test_an_ae_record_without_nhs_number_joins_the_one_person_with_its_dob_sex_a
     assert a["link_level"] == 6 and a["link_key"] == "anchor_dob_sex_postcode"
     assert p["link_level"] == 6  # it was alone until the attendance joined it
     assert person_counts(hub) == {p["person_id"]: 2}
-    # the join survives a restart unchanged, and a later upload does not undo it
-    before = table_state(hub)
-    restarted(hub)
-    assert table_state(hub) == before
-    upload(hub, POLICE, police("Bola", "P2", surname="Adeyemi", crime_reference="C2"))
-    assert persons(hub, ae)[0]["person_id"] == p["person_id"]
+    assert_join_survives_a_restart_and_a_later_upload(hub, ae, p["person_id"])
 
 
 def test_an_ae_record_with_another_dob_or_postcode_is_not_attached(hub: Hub) -> None:
@@ -365,12 +372,7 @@ def test_a_misspelt_name_at_a_new_address_joins_its_person_through_the_keyed_blo
     with hub.engine.connect() as connection:
         counts = linkage_counts(connection, AGREEMENT)
     assert counts[SCHOOLS] == {"level_5": 1} and counts[POLICE] == {"level_5": 1}
-    # the join survives a restart unchanged, and a later upload does not undo it
-    before = table_state(hub)
-    restarted(hub)
-    assert table_state(hub) == before
-    upload(hub, POLICE, police("Bola", "P2", surname="Adeyemi", crime_reference="C2"))
-    assert persons(hub, school)[0]["person_id"] == p["person_id"]
+    assert_join_survives_a_restart_and_a_later_upload(hub, school, p["person_id"])
 
 
 def test_withdrawing_the_misspelt_upload_leaves_the_first_record_alone_again(hub: Hub) -> None:
