@@ -100,6 +100,18 @@ def police(forename: str, police_id: str, **extra: str) -> dict[str, str]:
     return {"forename": forename, "police_person_id": police_id, "pnc_id": "", **extra}
 
 
+def withdraw_and_relink(hub: Hub, receipt: dict[str, Any]) -> None:
+    hub.ingestor.withdraw(receipt["upload_id"])
+    hub.linkage.after_withdrawal(receipt["upload_id"])
+
+
+def assert_alone_again(hub: Hub, receipt: dict[str, Any], person_id: str) -> None:
+    """The upload's one record keeps its person id, now a person of that record alone."""
+    (record,) = persons(hub, receipt)
+    assert record["person_id"] == person_id and record["link_level"] is None
+    assert person_counts(hub) == {person_id: 1}
+
+
 def assert_join_survives_a_restart_and_a_later_upload(
     hub: Hub, joined: dict[str, Any], person_id: str
 ) -> None:
@@ -341,11 +353,8 @@ def test_withdrawing_the_ae_upload_leaves_the_named_record_alone_again(hub: Hub)
     pol = upload(hub, POLICE, police("Amara", "P1"))
     ae = upload(hub, AE, {"nhs_number": ""})
     person = persons(hub, pol)[0]["person_id"]
-    hub.ingestor.withdraw(ae["upload_id"])
-    hub.linkage.after_withdrawal(ae["upload_id"])
-    (p,) = persons(hub, pol)
-    assert p["person_id"] == person and p["link_level"] is None
-    assert person_counts(hub) == {person: 1}
+    withdraw_and_relink(hub, ae)
+    assert_alone_again(hub, pol, person)
 
 
 # ---------------------------------------------------------------- misspelt names: Bloom filters
@@ -379,11 +388,8 @@ def test_withdrawing_the_misspelt_upload_leaves_the_first_record_alone_again(hub
     pol = upload(hub, POLICE, whitfield())
     school = upload(hub, SCHOOLS, MISSPELT_SCHOOL)
     person = persons(hub, pol)[0]["person_id"]
-    hub.ingestor.withdraw(school["upload_id"])
-    hub.linkage.after_withdrawal(school["upload_id"])
-    (p,) = persons(hub, pol)
-    assert p["person_id"] == person and p["link_level"] is None
-    assert person_counts(hub) == {person: 1}
+    withdraw_and_relink(hub, school)
+    assert_alone_again(hub, pol, person)
     # and withdrawing the first upload instead detaches the other record the same way
     again = upload(hub, SCHOOLS, {**MISSPELT_SCHOOL, "upn": "U202211009999"})
     assert persons(hub, again)[0]["person_id"] == person
