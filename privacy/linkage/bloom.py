@@ -126,6 +126,13 @@ def fold(hardened: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return np.ascontiguousarray(hardened[:, :half] ^ hardened[:, half:])
 
 
+MAX_CLK_CHARS = 64
+"""Longest normalised name (or postcode) a CLK encodes. Real names are far shorter (a
+four-part surname is ~35 letters); each further character can add a bigram, and the encoder's
+work grows with the distinct bigrams of a value: a hostile file of 2,000-letter names cost
+1.7 ms a row. Longer values get no CLK; such records link through their match keys only."""
+
+
 def clk_column(name: str, rows: U64, present: npt.NDArray[np.bool_]) -> pl.Series:
     """CLK rows as an ``Array(UInt64, words)`` column, null where ``present`` is false."""
     return (
@@ -392,19 +399,30 @@ class BloomEncoder:
         self, norm: pl.DataFrame, years: pl.Series, wanted: tuple[str, ...]
     ) -> dict[str, tuple[U64, npt.NDArray[np.bool_]]]:
         """Per encoding wanted: its hardened rows (one per record, zero where absent) and
-        whether each record has one."""
+        whether each record has one. A value longer than :data:`MAX_CLK_CHARS` counts as
+        absent."""
         n = norm.height
         words = 2 * self.bits // 64
         # per encoding, per field: the distinct (value, year) bit rows and each record's row
         parts: dict[str, list[tuple[U64, I64]]] = {name: [] for name in wanted}
         year_id = self._year_ids(years)
+        # per field: which records have a value the CLKs encode
+        has = {field: np.zeros(n, dtype=bool) for field, _ in _FIELDS}
         for field, k in _FIELDS:
             outputs = ("bloom_clk",) if field == "postcode" else CLK_COLUMNS
-            if not set(outputs) & set(wanted):
+            if not set(outputs) & set(wanted) or field not in norm.columns:
                 continue
             store = self._store.setdefault(field, _FieldStore())
             values = norm[field]
-            distinct = values.drop_nulls().unique().alias("v").to_frame().with_row_index("d")
+            # checked on the distinct values only: a length test on every row cost 0.3 us
+            distinct = (
+                values.drop_nulls()
+                .unique()
+                .alias("v")
+                .to_frame()
+                .filter(pl.col("v").str.len_chars() <= MAX_CLK_CHARS)
+                .with_row_index("d")
+            )
             if distinct.height == 0:
                 continue
             value_id = (
@@ -415,6 +433,7 @@ class BloomEncoder:
                 .fill_null(-1)
                 .to_numpy()
             )
+            has[field] = value_id >= 0
             grams = (
                 distinct.lazy()
                 .select("d", pl.concat_str([pl.lit("_"), "v", pl.lit("_")]).alias("p"))
@@ -461,18 +480,8 @@ class BloomEncoder:
                 where = np.full(n, uniq.size, dtype=np.int64)
                 where[records] = rank[record_pair]
                 parts[name].append((compact, where))
-        any_field = (
-            norm.select(
-                pl.any_horizontal(pl.col(f).is_not_null() for f, _ in _FIELDS if f in norm.columns)
-            )
-            .to_series()
-            .to_numpy()
-        )
-        both_names = (
-            norm.select(pl.col("forename").is_not_null() & pl.col("surname").is_not_null())
-            .to_series()
-            .to_numpy()
-        )
+        any_field = has["forename"] | has["surname"] | has["postcode"]
+        both_names = has["forename"] & has["surname"]
         out = {}
         for name, present in (("bloom_clk", any_field), ("bloom_name_clk", both_names)):
             if name not in wanted:

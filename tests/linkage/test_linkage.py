@@ -624,3 +624,17 @@ def test_the_stored_anchors_are_the_bloom_encoders_however_the_fields_were_norma
         True,
     ]
     assert "5a5a" not in repr(encoder)
+
+
+def test_a_name_too_long_to_be_a_name_gets_no_clk_and_costs_nothing() -> None:
+    from privacy.linkage.bloom import MAX_CLK_CHARS
+
+    long_name = "ab" * 5_000  # a hostile cell: thousands of characters, many bigrams
+    frame = pl.DataFrame(
+        [("Amara", "Okafor"), (long_name, "Okafor"), ("Amara", "x" * (MAX_CLK_CHARS + 1))],
+        schema=["forename", "surname"],
+        orient="row",
+    ).with_columns(pl.lit(date(2008, 3, 14)).alias("date_of_birth"))
+    fields = normalised_fields(frame, ("fore", "sur", "year"))
+    clks = BloomEncoder(MASTER, "d", 1).name_clks(fields["fore"], fields["sur"], fields["year"])
+    assert clks.is_null().to_list() == [False, True, True]
