@@ -118,14 +118,6 @@ NAME_PART_COLUMNS: tuple[str, ...] = tuple(f"name_part_{i + 1}" for i in range(N
 CLK_COLUMNS: tuple[str, ...] = ("bloom_clk", "bloom_name_clk")
 
 
-def fold(hardened: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """XOR folding (Schnell, Borgs and Encarnação 2016): the two halves of each row XORed
-    together. Half the bits to store, and no bit of the result is one filter position: each is
-    the parity of two, which defeats the pattern-mining attacks on single positions."""
-    half = hardened.shape[1] // 2
-    return np.ascontiguousarray(hardened[:, :half] ^ hardened[:, half:])
-
-
 MAX_CLK_CHARS = 64
 """Longest normalised name (or postcode) a CLK encodes. Real names are far shorter (a
 four-part surname is ~35 letters); each further character can add a bigram, and the encoder's
@@ -141,6 +133,19 @@ def clk_column(name: str, rows: U64, present: npt.NDArray[np.bool_]) -> pl.Serie
         .alias(name)
     )
 
+
+# Bounds on the encoder's work and memory whatever a file holds. A police batch of 7,168 rows
+# has ~370 distinct bigrams and ~6,500 distinct (year, bigram) messages per name field, and a
+# million rows ~14,000 messages; names in several scripts stay well below these limits.
+_MAX_BATCH_BIGRAMS = 2_048
+"""Distinct bigrams of one field in one batch beyond which it gets no CLKs."""
+_MAX_BATCH_MESSAGES = 65_536
+"""(year, bigram) messages of one field's distinct (value, year) pairs in one batch beyond
+which it gets no CLKs (at most one 256-byte pattern each: 16 MB; a police batch has ~35,000),
+or 8 a record for a larger frame encoded at once."""
+_MAX_CACHED_BIGRAMS = 4_096
+_MAX_CACHED_PATTERNS = 65_536
+"""Cache sizes per field (16 MB of patterns) past which the encoder starts its cache again."""
 
 _ASSEMBLY_ROWS = 2_048
 """Records whose CLKs are assembled at once (0.5 MB of unfolded rows, not a whole batch's)."""
@@ -166,7 +171,6 @@ def _distinct_map(values: pl.Series, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Ser
     return raw.to_frame().join(table, on="raw", how="left", maintain_order="left")["out"]
 
 
-@dataclass
 class _PatternStore:
     """The hardened bit patterns of one encoding's messages ``field | year | bigram`` seen so
     far, and where each sits."""
@@ -201,9 +205,8 @@ class _PatternStore:
 
 
 class _Workspace:
-    """Scratch arrays kept from batch to batch. An ingest encodes thousands of batches; fresh
-    multi-megabyte temporaries each time fragment the C heap that every pipeline thread shares
-    (measured: +30 MiB of an ingest's peak RSS), reused ones do not."""
+    """Scratch arrays kept from batch to batch: an ingest encodes hundreds of batches, and
+    need not allocate and free megabytes of temporaries for each."""
 
     def __init__(self) -> None:
         self._arrays: dict[str, U64] = {}
@@ -433,7 +436,6 @@ class BloomEncoder:
                 .fill_null(-1)
                 .to_numpy()
             )
-            has[field] = value_id >= 0
             grams = (
                 distinct.lazy()
                 .select("d", pl.concat_str([pl.lit("_"), "v", pl.lit("_")]).alias("p"))
@@ -444,6 +446,14 @@ class BloomEncoder:
                 .sort("d")
                 .collect()
             )
+            new_grams = grams["g"].unique()
+            if new_grams.len() > _MAX_BATCH_BIGRAMS:
+                continue  # a crafted or corrupt batch: no CLKs from this field (see the limit)
+            if len(store.gram_index) + new_grams.len() > _MAX_CACHED_BIGRAMS or any(
+                patterns.count > _MAX_CACHED_PATTERNS for patterns in store.patterns.values()
+            ):
+                # the cache only saves work: start it again rather than let it grow
+                store = self._store[field] = _FieldStore()
             gram_id = self._ids(grams["g"], store.gram_index, store.gram_text)
             counts = np.bincount(grams["d"].to_numpy(), minlength=distinct.height)
             offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -464,6 +474,9 @@ class BloomEncoder:
             gram_steps = np.concatenate(
                 [gram_id[offsets[pair_value[:c]] + j] for j, c in enumerate(steps)]
             )
+            if year_steps.size > max(_MAX_BATCH_MESSAGES, 8 * n):
+                continue  # as above: more (year, bigram) messages than any real batch
+            has[field] = value_id >= 0
             for name in (o for o in outputs if o in wanted):
                 # one lookup for all steps (new patterns are added to the store once)
                 all_rows, patterns = self._message_rows(field, k, year_steps, gram_steps, name)
@@ -501,6 +514,10 @@ class BloomEncoder:
                     np.bitwise_or(block, gathered, out=block)
                 np.bitwise_xor(block, flip, out=block)
                 if folded:
+                    # XOR folding (Schnell, Borgs and Encarnação 2016): the two halves XORed
+                    # together. Half the bits to store, and no stored bit is one filter
+                    # position: each is the parity of two, which defeats pattern-mining attacks
+                    # on single positions.
                     np.bitwise_xor(
                         block[:, : words // 2], block[:, words // 2 :], out=hardened[rows]
                     )

@@ -638,3 +638,24 @@ def test_a_name_too_long_to_be_a_name_gets_no_clk_and_costs_nothing() -> None:
     fields = normalised_fields(frame, ("fore", "sur", "year"))
     clks = BloomEncoder(MASTER, "d", 1).name_clks(fields["fore"], fields["sur"], fields["year"])
     assert clks.is_null().to_list() == [False, True, True]
+
+
+def test_a_batch_of_implausibly_many_bigrams_gets_no_clks_and_the_next_batch_is_unharmed() -> None:
+    import random
+
+    rng = random.Random(7)
+
+    # 3,000 names of random CJK characters: hundreds of thousands of distinct bigrams, where a
+    # real batch has a few hundred; encoding them would hold gigabytes of patterns
+    def hostile() -> str:
+        return "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(30))
+
+    crafted = pl.DataFrame({"fore": [hostile() for _ in range(3_000)], "sur": ["okafor"] * 3_000})
+    years = pl.Series(["2008"] * 3_000)
+    encoder = BloomEncoder(MASTER, "d", 1)
+    clks = encoder.name_clks(crafted["fore"], crafted["sur"], years)
+    assert clks.null_count() == 3_000
+    normal = pl.DataFrame({"fore": ["amara", "bola"], "sur": ["okafor", "adeyemi"]})
+    after = encoder.name_clks(normal["fore"], normal["sur"], years[:2])
+    fresh = BloomEncoder(MASTER, "d", 1).name_clks(normal["fore"], normal["sur"], years[:2])
+    assert after.null_count() == 0 and after.to_list() == fresh.to_list()
