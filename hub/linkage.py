@@ -50,7 +50,7 @@ from hub.models import PersonRow, RecordAnchorBatchRow, RecordPersonRow, RecordR
 from hub.records import clks_from_blob, frame_from_blob
 from hub.registry import AgreementRegistry
 from privacy.linkage.anchors import ANCHOR_COLUMNS, ANCHOR_PASSES, anchor_link
-from privacy.linkage.bloom import BLOOM_PASSES, BloomEncoder, bloom_link
+from privacy.linkage.bloom import BLOOM_PASSES, BloomEncoder, bloom_until_stable
 from privacy.linkage.cascade import STRONG_SPACES, Linker
 from privacy.linkage.stored import stored_fingerprints
 from privacy.matchkeys import MATCH_KEYS
@@ -72,14 +72,20 @@ _CLK_DTYPE = pl.Array(pl.UInt64, BloomEncoder.FOLDED_WORDS)
 _TOKEN_COLUMNS = [
     "record_id",
     "upload_pk",
+    "dataset",
     *ANCHOR_COLUMNS,
     "bloom_named",
     "bloom_name_clk",
     *STRONG_SPACES,
+    "local_id",
 ]
-"""What the Bloom and anchor stages read of each record: its upload, anchors, hardened name CLK
-and its strong identifiers' key fingerprints (under 200 bytes a record, kept in memory with the
-linker)."""
+"""What the Bloom and anchor stages read of each record: its upload and dataset, anchors,
+hardened name CLK, and its strong identifiers' and agency id's key fingerprints (about 200 bytes
+a record, kept in memory with the linker)."""
+_TOKEN_SELECT = [
+    pl.col(name).cast(pl.Categorical) if name == "dataset" else pl.col(name)
+    for name in _TOKEN_COLUMNS
+]
 _CHUNK = 2_000  # ids per IN (...) list
 _FACTS = ["agreement_id", *DIMENSIONS]
 """What the linker keeps of each record besides its ids, for ``record_persons``' query facts
@@ -229,9 +235,11 @@ def _fuzzy_stages(state: _Domain, fresh: Sequence[str]) -> list[str]:
         for bloom_pass in BLOOM_PASSES:
             in_tokens = np.empty_like(labels)
             in_tokens[at] = labels
-            result = bloom_link(records, in_tokens, bloom_pass=bloom_pass, among=among)
-            if result.links:
-                labels = result.labels[at]
+            joined, links = bloom_until_stable(
+                records, in_tokens, bloom_pass=bloom_pass, among=among
+            )
+            if links:
+                labels = joined[at]
                 changed.extend(state.linker.join(labels, bloom_pass.column))
     tokens = tokens.drop("bloom_name_clk")[at]  # the anchor stage's columns, linker order
     for anchor_pass in ANCHOR_PASSES:
@@ -489,7 +497,7 @@ class LinkageService:
         del frame  # the key columns live on only in the linker's fingerprint matrix
         if linked.height:
             linker.restore(linked.rename({"person_id": "person"}))
-        state = _Domain(linker, linked.select(list(_META_SCHEMA)), linked.select(_TOKEN_COLUMNS))
+        state = _Domain(linker, linked.select(list(_META_SCHEMA)), linked.select(_TOKEN_SELECT))
         linked = state.meta
         self._domains[domain] = state
         examined = 0
@@ -571,7 +579,7 @@ class LinkageService:
             pl.lit(None, dtype=pl.Int64).alias("rank_in_dataset"),
         )
         state.meta = pl.concat([state.meta, fresh])
-        state.tokens = pl.concat([state.tokens, pending.select(_TOKEN_COLUMNS)])
+        state.tokens = pl.concat([state.tokens, pending.select(_TOKEN_SELECT)])
         return self._write(domain, state, _relinked(state), [])
 
     def _write(

@@ -101,6 +101,7 @@ __all__ = [
     "anchor_link",
     "bloom_cascade",
     "bloom_link",
+    "bloom_until_stable",
     "clk_column",
     "dice",
     "name_part_link",
@@ -691,7 +692,9 @@ class BloomPass:
     block: str
 
 
-BLOOM_PASSES: tuple[BloomPass, ...] = (BloomPass("bloom_name_clk", 0.80, block="anchor_dob"),)
+BLOOM_PASSES: tuple[BloomPass, ...] = (
+    BloomPass("bloom_name_clk", 0.80, block="anchor_dob_sex"),
+)
 """The Bloom passes the hub runs: the folded name-only CLK at Dice >= 0.80, blocked on the keyed
 date of birth (the anchor the hub stores anyway). Measured on synth at scale 1.0 after the
 cascade (48,000 records; later stages as in the hub): this one pass makes 189 links and adds
@@ -706,15 +709,42 @@ records) this pass adds 1,762 pairs, 11 of them false (the two unfolded passes: 
 0.84 none are false and about 290 true pairs are lost (docs/benchmarks.md, *Linkage*)."""
 
 
+def bloom_until_stable(
+    records: pl.DataFrame,
+    labels: npt.ArrayLike,
+    *,
+    bloom_pass: BloomPass = BLOOM_PASSES[0],
+    among: npt.NDArray[np.bool_] | None = None,
+) -> tuple[I64, int]:
+    """:func:`bloom_link` run again on its own result until it links nothing more (at most
+    :data:`MAX_ROUNDS` times). One run lets a cluster take part in one link, so without this
+    three uploads of one person linked in one catch-up would join two of them, where linked
+    one by one they join all three. Returns (labels, links accepted)."""
+    lab = np.asarray(labels, dtype=np.int64).copy()
+    links = 0
+    for _ in range(MAX_ROUNDS):
+        result = bloom_link(records, lab, bloom_pass=bloom_pass, among=among)
+        if not result.links:
+            break
+        lab, links = result.labels, links + result.links
+    return lab, links
+
+
+MAX_ROUNDS = 5
+"""Runs of one Bloom pass per change (a person arriving in more pieces than this at once is
+joined further by the next change that touches it)."""
+
+
 def bloom_cascade(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, int]:
-    """:func:`bloom_link` over :data:`BLOOM_PASSES`; returns (labels, links accepted)."""
+    """:func:`bloom_until_stable` over :data:`BLOOM_PASSES`, then :func:`name_part_link`;
+    returns (labels, links accepted)."""
     lab = np.asarray(labels, dtype=np.int64).copy()
     links = 0
     for bloom_pass in BLOOM_PASSES:
         if bloom_pass.column not in records.columns:
             continue
-        result = bloom_link(records, lab, bloom_pass=bloom_pass)
-        lab, links = result.labels, links + result.links
+        lab, linked = bloom_until_stable(records, lab, bloom_pass=bloom_pass)
+        links += linked
     lab, joined = name_part_link(records, lab)
     return lab, links + joined
 
@@ -771,13 +801,19 @@ def name_part_link(records: pl.DataFrame, labels: npt.ArrayLike) -> tuple[I64, i
     return mapping[lab], kept.height
 
 
-MAX_BLOCK = 2_000
-"""A block (date of birth) holding more comparable records than this is not compared: a date
-shared that widely is a placeholder (01/01/1900), not a birthday, and its pairs would grow with
-the square of its size. A real date of birth in a city of nine million holds a few hundred."""
+MAX_BLOCK = 1_000
+"""A block (date of birth and sex) holding more comparable records than this is not compared:
+a date shared that widely is a placeholder (01/01/1900), not a birthday, and its pairs would
+grow with the square of its size. A real date of birth and sex in a city of nine million
+holds about a hundred people."""
 
-MAX_PAIRS = 4_000_000
-"""Candidate pairs formed at once (~64 MB of pair indices): larger runs go block by block."""
+MAX_PAIRS = 1_000_000
+"""Candidate pairs formed at once (~16 MB of pair indices; one block is at most 1,000,000):
+larger runs go block by block."""
+
+MAX_RUN_PAIRS = 50_000_000
+"""Candidate pairs one run scores at most (~15 s); the largest blocks are left out past it. A
+10,000-record upload into a million-record domain forms about a million."""
 
 _DICE_CHUNK = 131_072
 """Candidate pairs scored at once: their two CLK rows are gathered (32 MB at 128 bytes)."""
@@ -837,9 +873,21 @@ def bloom_link(
     if fresh.height == 0:
         return BloomLinks(lab, 0, empty)
     sizes = (
-        fresh.group_by("block").len().join(base.group_by("block").len(), on="block", suffix="_all")
+        fresh.group_by("block")
+        .len()
+        .join(base.group_by("block").len(), on="block", suffix="_all")
+        .with_columns((pl.col("len") * pl.col("len_all")).alias("pairs"))
+        .sort("pairs")
     )
-    expected = int(sizes.select((pl.col("len") * pl.col("len_all")).sum()).item())
+    # a run never scores more than MAX_RUN_PAIRS: past it, the largest blocks wait (a crafted
+    # upload of thousands of records per date of birth would otherwise hold the linker)
+    within = sizes.filter(pl.col("pairs").cum_sum() <= MAX_RUN_PAIRS)
+    if within.height < sizes.height:
+        fresh = fresh.filter(pl.col("block").is_in(within["block"].implode()))
+        base = base.filter(pl.col("block").is_in(within["block"].implode()))
+        if fresh.height == 0:
+            return BloomLinks(lab, 0, empty)
+    expected = int(within["pairs"].sum())
     parts = max(1, -(-expected // MAX_PAIRS))
     # the CLKs of the records taking part, row k for record present[k]
     present = base["i"].to_numpy()
@@ -859,9 +907,22 @@ def bloom_link(
     left, right, scores = (np.concatenate(parts_) for parts_ in zip(*kept, strict=True))
     # cluster facts for the guards
     strong = [_fingerprints(records[c]) if c in records.columns else None for c in STRONG_SPACES]
+    # an agency's own id: two different ids of one dataset are two people, whichever uploads
+    # they came in (the ids of different datasets are in different key spaces)
+    local = (
+        _fingerprints(records["local_id"])
+        if {"local_id", "dataset"} <= set(records.columns)
+        else None
+    )
+    datasets = (
+        records["dataset"].cast(pl.String).cast(pl.Categorical).to_physical().to_numpy()
+        if local is not None
+        else None
+    )
     upload_codes = records["upload"].cast(pl.String).cast(pl.Categorical).to_physical().to_numpy()
     cluster_uploads: dict[int, set[int]] = {}
     cluster_strong: dict[int, list[set[int]]] = {}
+    cluster_local: dict[int, dict[int, set[int]]] = {}
     touched = np.unique(lab[np.concatenate([left, right])])
     for i in np.flatnonzero(np.isin(lab, touched)).tolist():
         c = int(lab[i])
@@ -870,6 +931,9 @@ def bloom_link(
         for s, fp in enumerate(strong):
             if fp is not None and fp[i]:
                 facts[s].add(int(fp[i]))
+        ids = cluster_local.setdefault(c, {})
+        if local is not None and datasets is not None and local[i]:
+            ids.setdefault(int(datasets[i]), set()).add(int(local[i]))
     order = np.argsort(-scores, kind="stable")
     used: set[int] = set()
     parent: dict[int, int] = {}
@@ -884,6 +948,9 @@ def bloom_link(
             x and y and not (x & y)
             for x, y in zip(cluster_strong[a], cluster_strong[b], strict=True)
         ):
+            continue
+        local_a, local_b = cluster_local[a], cluster_local[b]
+        if any(not (local_a[d] & local_b[d]) for d in local_a.keys() & local_b.keys()):
             continue
         used.update((a, b))
         parent[max(a, b)] = min(a, b)

@@ -35,6 +35,7 @@ POLICE = "police_violence_offences"
 AE = "ae_istv_assaults"
 SCHOOLS = "school_exclusions"
 CSC = "childrens_social_care"
+PROBATION = "probation"
 VALID_NHS = "9434765919"
 OTHER_NHS = "9876543210"  # also passes mod 11
 BAD_NHS = "9434765918"  # fails its check digit
@@ -183,8 +184,10 @@ def test_records_without_any_usable_identifier_are_kept_and_never_linked(hub: Hu
 def test_an_nhs_number_failing_its_check_digit_links_nothing(hub: Hub) -> None:
     bad = {"nhs_number": BAD_NHS, "postcode_of_usual_address": ""}
     receipt = upload(
-        hub, AE, {**bad, "date_of_birth": "2008-03-14"}, {**bad, "date_of_birth": "2009-01-02",
-                                                          "age_at_attendance": "15"}
+        hub,
+        AE,
+        {**bad, "date_of_birth": "2008-03-14"},
+        {**bad, "date_of_birth": "2009-01-02", "age_at_attendance": "15"},
     )
     rows = persons(hub, receipt)
     assert rows[0]["person_id"] != rows[1]["person_id"]
@@ -196,8 +199,12 @@ def test_same_nhs_number_with_different_sex_and_dob_links_the_nhs_number_wins(hu
         hub,
         AE,
         {"nhs_number": VALID_NHS, "sex": "female", "date_of_birth": "2008-03-14"},
-        {"nhs_number": VALID_NHS, "sex": "male", "date_of_birth": "2009-07-01",
-         "age_at_attendance": "14"},
+        {
+            "nhs_number": VALID_NHS,
+            "sex": "male",
+            "date_of_birth": "2009-07-01",
+            "age_at_attendance": "14",
+        },
     )
     rows = persons(hub, receipt)
     assert rows[0]["person_id"] == rows[1]["person_id"]
@@ -246,12 +253,10 @@ def test_withdrawing_an_upload_others_linked_to_relinks_only_its_persons(hub: Hu
     assert c["person_id"] != person and c["link_level"] is None
     assert persons(hub, bystander) == untouched
     with hub.engine.connect() as connection:
-        assert connection.execute(
-            select(func.count()).select_from(RecordPersonRow)
-        ).scalar_one() == 3
-    assert person_counts(hub) == {
-        person: 1, c["person_id"]: 1, untouched[0]["person_id"]: 1
-    }
+        assert (
+            connection.execute(select(func.count()).select_from(RecordPersonRow)).scalar_one() == 3
+        )
+    assert person_counts(hub) == {person: 1, c["person_id"]: 1, untouched[0]["person_id"]: 1}
     # a restart finds the same state
     before = table_state(hub)
     restarted(hub)
@@ -313,8 +318,9 @@ def test_an_ae_record_with_another_dob_or_postcode_is_not_attached(hub: Hub) -> 
     other_dob = upload(
         hub, AE, {"nhs_number": "", "date_of_birth": "2007-09-30", "age_at_attendance": "16"}
     )
-    moved = upload(hub, AE, {"nhs_number": "", "postcode_of_usual_address": "E8 1DY",
-                             "attendance_id": "ATT-2"})
+    moved = upload(
+        hub, AE, {"nhs_number": "", "postcode_of_usual_address": "E8 1DY", "attendance_id": "ATT-2"}
+    )
     person = persons(hub, pol)[0]["person_id"]
     assert persons(hub, other_dob)[0]["person_id"] != person
     assert persons(hub, moved)[0]["person_id"] != person
@@ -365,8 +371,11 @@ def whitfield(**extra: str) -> dict[str, str]:
 
 
 # the keys miss him: both names misspelt (no exact or nickname-resolved name), and he moved
-MISSPELT_SCHOOL = {"legal_forename": "Johnathan", "legal_surname": "Whitfeld",
-                   "home_postcode": "E8 1DY"}
+MISSPELT_SCHOOL = {
+    "legal_forename": "Johnathan",
+    "legal_surname": "Whitfeld",
+    "home_postcode": "E8 1DY",
+}
 
 
 def test_a_misspelt_name_at_a_new_address_joins_its_person_through_the_keyed_bloom_filter(
@@ -401,8 +410,12 @@ def test_withdrawing_the_misspelt_upload_leaves_the_first_record_alone_again(hub
 
 def test_similar_names_are_not_joined_inside_one_extract_nor_between_twins(hub: Hub) -> None:
     # one extract, two police person ids: the agency says these are two people
-    both = upload(hub, POLICE, whitfield(),
-                  police("Johnathan", "P2", surname="Whitfeld", crime_reference="C2"))
+    both = upload(
+        hub,
+        POLICE,
+        whitfield(),
+        police("Johnathan", "P2", surname="Whitfeld", crime_reference="C2"),
+    )
     a, b = persons(hub, both)
     assert a["person_id"] != b["person_id"]
     # twins (same surname, DOB and address, other forename) in two agencies stay apart
@@ -413,10 +426,90 @@ def test_similar_names_are_not_joined_inside_one_extract_nor_between_twins(hub: 
 
 def test_a_bloom_join_never_crosses_two_nhs_numbers(hub: Hub) -> None:
     first = upload(hub, CSC, {"forename": "Jonathan", "surname": "Whitfield"})
-    second = upload(hub, CSC, {"forename": "Johnathan", "surname": "Whitfeld",
-                               "home_postcode": "E8 1DY", "nhs_number": OTHER_NHS,
-                               "la_child_id": "LAC-1", "upn": ""})
+    second = upload(
+        hub,
+        CSC,
+        {
+            "forename": "Johnathan",
+            "surname": "Whitfeld",
+            "home_postcode": "E8 1DY",
+            "nhs_number": OTHER_NHS,
+            "la_child_id": "LAC-1",
+            "upn": "",
+        },
+    )
     assert persons(hub, first)[0]["person_id"] != persons(hub, second)[0]["person_id"]
+
+
+def test_twins_of_opposite_sex_with_near_names_are_never_compared(hub: Hub) -> None:
+    # same surname, date of birth and address; Daniel and Danielle score 0.89 on names alone
+    pol = upload(hub, POLICE, police("Daniel", "P1", surname="Scottfield", sex="male"))
+    school = upload(hub, SCHOOLS, {"legal_forename": "Danielle", "legal_surname": "Scottfield"})
+    assert persons(hub, school)[0]["person_id"] != persons(hub, pol)[0]["person_id"]
+
+
+def test_two_people_of_one_agency_in_two_uploads_are_never_joined(hub: Hub) -> None:
+    # a month apart, two police person ids: the police say these are two people
+    january = upload(hub, POLICE, police("Harriet", "P1", surname="Pilkington"))
+    february = upload(
+        hub, POLICE, police("Harriett", "P2", surname="Pilkington", crime_reference="C2")
+    )
+    assert persons(hub, february)[0]["person_id"] != persons(hub, january)[0]["person_id"]
+
+
+def misspelt_pieces(
+    date_of_birth: str, police_id: str, upn: str, pnc_id: str
+) -> list[tuple[str, dict[str, str]]]:
+    """One woman in three agencies, at three addresses, her name spelt three ways."""
+    born = {"date_of_birth": date_of_birth}
+    return [
+        (
+            POLICE,
+            police(
+                "Florentyna",
+                police_id,
+                surname="Wojciechowska",
+                home_postcode="E8 1DY",
+                crime_reference=f"C-{police_id}",
+                **born,
+            ),
+        ),
+        (
+            SCHOOLS,
+            {
+                "legal_forename": "Florentina",
+                "legal_surname": "Wojciechowska",
+                "home_postcode": "SE15 4QT",
+                "upn": upn,
+                "former_upn": upn,
+                **born,
+            },
+        ),
+        (
+            PROBATION,
+            {
+                "forename": "Florentyna",
+                "surname": "Wojciehowska",
+                "home_postcode": "N7 8QP",
+                "pnc_id": pnc_id,
+                "crn": f"X{police_id}",
+                **born,
+            },
+        ),
+    ]
+
+
+def test_three_misspelt_pieces_join_alike_linked_live_or_after_downtime(hub: Hub) -> None:
+    pieces = misspelt_pieces("2008-05-01", "P1", "U202211001234", "2019/1234567J")
+    live = {persons(hub, upload(hub, dataset, row))[0]["person_id"] for dataset, row in pieces}
+    assert len(live) == 1
+    # another such woman whose three uploads are linked in one pass, when a linker starts:
+    # one pass lets a person take part in one Bloom link, so it is run until it links no more
+    pieces = misspelt_pieces("2008-06-02", "P2", "H801200001001", "2020/7654321T")
+    late = [upload(hub, dataset, row, link=False) for dataset, row in pieces]
+    restarted(hub)
+    joined = {persons(hub, receipt)[0]["person_id"] for receipt in late}
+    assert len(joined) == 1 and joined != live
 
 
 def test_records_stored_before_name_clks_were_kept_link_as_before(hub: Hub) -> None:
@@ -460,8 +553,12 @@ def api(hub: Hub) -> Iterator[TestClient]:
 def test_ig_lead_sees_counts_per_level_and_unlinked(
     api: TestClient, hub: Hub, tokens: Tokens
 ) -> None:
-    upload(hub, POLICE, police("Amara", "P1"), police("Bola", "P2", crime_reference="C2",
-                                                      surname="Adeyemi"))
+    upload(
+        hub,
+        POLICE,
+        police("Amara", "P1"),
+        police("Bola", "P2", crime_reference="C2", surname="Adeyemi"),
+    )
     upload(hub, SCHOOLS, {})
     upload(hub, POLICE, police("Chidi", "P3", crime_reference="C3"), link=False)
     response = api.get(
@@ -529,22 +626,36 @@ def test_a_partys_ig_lead_sees_no_linkage_count_that_another_agencys_records_mov
 
 
 def test_ig_lead_reads_the_counts_with_the_hub_linkage_command(hub: Hub, tmp_path: Path) -> None:
-    bola = police("Bola", "P2", crime_reference="C2", surname="Adeyemi",
-                  date_of_birth="2001-06-30", age_at_offence="22")
+    bola = police(
+        "Bola",
+        "P2",
+        crime_reference="C2",
+        surname="Adeyemi",
+        date_of_birth="2001-06-30",
+        age_at_offence="22",
+    )
     upload(hub, POLICE, police("Amara", "P1"), bola)
     upload(hub, AE, {"nhs_number": ""})  # attaches to Amara by DOB, sex and postcode
     client, secret = ClientStore(hub.engine).create(organisation="partnership", role="ig_lead")
-    analyst, analyst_secret = ClientStore(hub.engine).create(organisation="mopac-vru",
-                                                             role="analyst")
+    analyst, analyst_secret = ClientStore(hub.engine).create(
+        organisation="mopac-vru", role="analyst"
+    )
     server = HubProcess(hub.settings, tmp_path / "hub.log")
     server.start()
     try:
-        env = {"HUB_URL": server.url, "HUB_CLIENT_ID": client.client_id,
-               "HUB_CLIENT_SECRET": secret or "", "COLUMNS": "200"}
+        env = {
+            "HUB_URL": server.url,
+            "HUB_CLIENT_ID": client.client_id,
+            "HUB_CLIENT_SECRET": secret or "",
+            "COLUMNS": "200",
+        }
         result = CliRunner().invoke(cli_app, env=env, args=["linkage", AGREEMENT])
         assert result.exit_code == 0, result.output
-        rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-                for line in result.output.splitlines() if line.count("│") > 3}
+        rows = {
+            line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in result.output.splitlines()
+            if line.count("│") > 3
+        }
         # records, level 1-4, level 6, alone, pending
         assert rows[POLICE] == ["2", "0", "0", "0", "0", "0", "1", "1", "0"]
         assert rows[AE] == ["1", "0", "0", "0", "0", "0", "1", "0", "0"]
