@@ -254,7 +254,7 @@ class Ingestor:
                 except ReadError as error:
                     raise Unprocessable(error.code, error.message) from None
                 finally:
-                    # Stop every stage before the transaction ends, whatever happened.
+                    # Stop both stages before the transaction ends, whatever happened.
                     try:
                         keyer.close()
                     finally:
@@ -346,7 +346,12 @@ class Ingestor:
     ) -> _KeyedBatch:
         """What is kept of a canonical batch, its match keys and keyed anchors, and the
         normalised names the CLKs are made of (the anchors and the CLKs are made of fields the
-        match keys normalise anyway: normalised once)."""
+        match keys normalise anyway: normalised once).
+
+        ``canonical`` holds raw identifiers; nothing of it leaves this function but the
+        digests, the anchors, the generalised values and the normalised forename, surname and
+        birth year, which the writer hashes into CLKs and never stores.
+        """
         keys = pseudonymiser.match_key_prefixes(canonical, adapter.dataset, fields=ANCHOR_FIELDS)
         anchors = anchor_encoder.encode(canonical, normalised=keys.select(ANCHOR_FIELDS))
         kept = build_records(canonical, terms, adapter)

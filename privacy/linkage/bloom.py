@@ -16,8 +16,11 @@ or versions are unrelated):
   different years sets different bits (frequency attacks must work per birth cohort);
 - hardening: *balancing* (the filter is concatenated with its complement, so every encoding
   has exactly ``m`` ones and the Hamming weight reveals nothing about name length), then a
-  keyed permutation of the ``2m`` positions. Only this hardened form leaves :meth:`encode`.
-- block key: ``HMAC(block key, date of birth | sex)``; pairs are only compared within a block.
+  keyed permutation of the ``2m`` positions; the name-only CLK (``bloom_name_clk``, what the
+  hub stores) is then XOR-folded to ``m`` bits, so no stored bit is one filter position. Only
+  hardened forms leave the encoder.
+- block key: ``HMAC(block key, date of birth | sex)``; pairs are only compared within a block
+  (the hub's pass blocks on the ``anchor_dob_sex`` anchor instead, which it stores anyway).
 - anchors (``anchor_*``): keyed HMACs of date of birth (with and without sex, and with day and
   month swapped), of the postcode, and of birth year + sex + postcode, under their own key.
   The linker combines a cluster's date-of-birth anchors with its postcode anchors in memory
@@ -27,8 +30,8 @@ or versions are unrelated):
 - name parts (``name_part_*``): keyed nickname-resolved forename + DOB + sex + one part of a
   multi-part surname, for surnames recorded in part (:func:`name_part_link`).
 
-The encoder keeps a cache of keyed bit patterns (not of values) across calls; it is not
-thread-safe: use one encoder per ingest worker.
+The encoder keeps a bounded cache of keyed bit patterns (not of values) across calls; calls
+from several threads take turns (a lock), so the hub keeps one encoder per domain.
 
 Speed: the encoder is vectorised. HMACs run in Rust (polars-hash), once per *distinct*
 (field, year, bigram) and per distinct anchor message; bigrams come from polars string
@@ -40,10 +43,11 @@ permuting (the map is a bit permutation, so it commutes with OR-ing the fields t
 
 Matching (:func:`bloom_link`) compares records of *different* clusters in one block, takes each
 cluster pair's best score, and accepts pairs at or above the threshold greedily by descending
-score, one-to-one: a cluster takes part in at most one Bloom link per run, and a link is refused
-when the two clusters carry different NHS numbers/UPNs/PNC ids or both already hold records of
-one upload (inside one extract the agency's own id keeps one person together, so two clusters
-there are two people -- twins share DOB, sex, surname and postcode).
+score, one-to-one: a cluster takes part in at most one Bloom link per run
+(:func:`bloom_until_stable` runs again until nothing links), and a link is refused when the two
+clusters carry different NHS numbers/UPNs/PNC ids, different ids of one agency, or both already
+hold records of one upload (inside one extract the agency's own id keeps one person together,
+so two clusters there are two people -- twins share DOB, sex, surname and postcode).
 """
 
 from __future__ import annotations

@@ -35,3 +35,19 @@ def test_batches_stored_as_arrow_ipc_before_still_read() -> None:
     buffer = io.BytesIO()
     batch.write_ipc(buffer, compression="zstd")
     assert frame_from_blob(buffer.getvalue()).equals(batch)
+
+
+def test_stored_clks_read_back_with_their_gaps_and_a_damaged_blob_is_named() -> None:
+    import numpy as np
+    import pytest
+
+    from hub.records import clk_blob, clks_from_blob
+
+    rows = np.arange(5 * 16, dtype=np.uint64).reshape(5, 16) * np.uint64(2**40 + 7)
+    present = np.array([True, False, True, True, False])
+    rows[~present] = 0
+    column = clks_from_blob(clk_blob(rows, present), 5, 16)
+    assert column.is_null().to_list() == [False, True, False, False, True]
+    assert np.array_equal(column.drop_nulls().to_numpy(), rows[present])
+    with pytest.raises(ValueError, match="does not hold 5 records of 16 words"):
+        clks_from_blob(clk_blob(rows, present)[:-8], 5, 16)
